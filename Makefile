@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make repro` (set up + run the pipeline) and `make test`.
+# Setup is a stamp file: it reruns only when pyproject.toml changes.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.chimera-installed
+# No CUDA on this machine -> pin the CPU wheel; an unpinned torch pulls gigabytes of CUDA packages.
+TORCH   := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
+EXTRAS  := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo dev,gpu || echo dev)
+
+.PHONY: setup repro test test-fast bench clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+repro: setup
+	$(BIN)/dvc repro
+
+test: setup
+	$(BIN)/pytest -q
+
+test-fast: setup
+	$(BIN)/pytest -q -m "not slow"
+
+bench: setup
+	$(BIN)/python bench/bench_demos.py
+	$(BIN)/python bench/bench_training.py
+
+clean-venv:
+	rm -rf $(VENV)

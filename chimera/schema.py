@@ -1,0 +1,529 @@
+"""The output contract: one `Analysis` JSON object per screenshot.
+
+Everything else derives from this file: the prompts show `example_analysis()` and `FIELD_DOCS`, Claude's
+tool input schema is `analysis_json_schema()`, evaluation walks `GAME_STATE_FIELDS`, rewards reuse the
+same parser. Every game_state field may be null: null means "cannot be read from the image", which is a
+different answer from a wrong value.
+
+Decision on alive counts: `alive_teammates` counts the player's teammates *excluding* the player (0-4),
+because the HUD shows the player's own health separately from the team bar; `alive_enemies` is 0-5.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+MONEY_CAP = 16000  # competitive CS2 caps money here; larger values are legal (casual/practice) but flagged
+
+
+class RoundPhase(str, Enum):
+    buy = "buy"
+    freezetime = "freezetime"
+    playing = "playing"
+    post_plant = "post_plant"
+    round_end = "round_end"
+    warmup = "warmup"
+    unknown = "unknown"
+
+
+class Side(str, Enum):
+    CT = "CT"
+    T = "T"
+    spectator = "spectator"
+    unknown = "unknown"
+
+
+class BombStatus(str, Enum):
+    carried = "carried"
+    dropped = "dropped"
+    planted = "planted"
+    defused = "defused"
+    exploded = "exploded"
+    not_visible = "not_visible"
+    unknown = "unknown"
+
+
+class Site(str, Enum):
+    A = "A"
+    B = "B"
+    none = "none"
+    unknown = "unknown"
+
+
+class Economy(str, Enum):
+    eco = "eco"
+    force_buy = "force-buy"
+    half_buy = "half-buy"
+    full_buy = "full-buy"
+    save = "save"
+    pistol = "pistol"
+    unknown = "unknown"
+
+
+class Importance(str, Enum):
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+# --------------------------------------------------------------------------------------------------
+# Canonical names. Keys are what we write; values are the aliases models, demos and HUDs use.
+# --------------------------------------------------------------------------------------------------
+
+# canonical -> (kind, sides that can buy it, price, aliases)
+WEAPONS: dict[str, tuple[str, str, int, tuple[str, ...]]] = {
+    # pistols
+    "Glock-18": ("pistol", "T", 200, ("glock", "glock18", "weapon_glock")),
+    "USP-S": ("pistol", "CT", 200, ("usp", "usp_silencer", "usps", "usp-s silencer")),
+    "P2000": ("pistol", "CT", 200, ("hkp2000", "p2k")),
+    "P250": ("pistol", "both", 300, ()),
+    "Dual Berettas": ("pistol", "both", 300, ("elite", "dualies", "dual_berettas", "berettas")),
+    "Five-SeveN": ("pistol", "CT", 500, ("fiveseven", "five_seven", "57")),
+    "Tec-9": ("pistol", "T", 500, ("tec9",)),
+    "CZ75-Auto": ("pistol", "both", 500, ("cz75a", "cz75", "cz")),
+    "Desert Eagle": ("pistol", "both", 700, ("deagle", "desert_eagle", "deag")),
+    "R8 Revolver": ("pistol", "both", 600, ("revolver", "r8")),
+    # SMGs
+    "MAC-10": ("smg", "T", 1050, ("mac10",)),
+    "MP9": ("smg", "CT", 1250, ()),
+    "MP7": ("smg", "both", 1500, ()),
+    "MP5-SD": ("smg", "both", 1500, ("mp5sd", "mp5")),
+    "UMP-45": ("smg", "both", 1200, ("ump45", "ump")),
+    "P90": ("smg", "both", 2350, ()),
+    "PP-Bizon": ("smg", "both", 1400, ("bizon", "ppbizon")),
+    # rifles
+    "Galil AR": ("rifle", "T", 1800, ("galilar", "galil")),
+    "FAMAS": ("rifle", "CT", 2050, ()),
+    "AK-47": ("rifle", "T", 2700, ("ak47", "ak")),
+    "M4A4": ("rifle", "CT", 3100, ("m4a1",)),  # the game's internal name for the M4A4 is "m4a1"
+    "M4A1-S": ("rifle", "CT", 2900, ("m4a1_silencer", "m4a1s", "m4a1-s", "m4a1 silencer")),
+    "SG 553": ("rifle", "T", 3000, ("sg556", "sg553", "krieg")),
+    "AUG": ("rifle", "CT", 3300, ()),
+    "SSG 08": ("sniper", "both", 1700, ("ssg08", "scout", "ssg")),
+    "AWP": ("sniper", "both", 4750, ()),
+    "G3SG1": ("sniper", "T", 5000, ("g3sg1 auto",)),
+    "SCAR-20": ("sniper", "CT", 5000, ("scar20",)),
+    # heavy
+    "Nova": ("heavy", "both", 1050, ()),
+    "XM1014": ("heavy", "both", 2000, ("xm", "autoshotgun")),
+    "Sawed-Off": ("heavy", "T", 1100, ("sawedoff", "sawed_off")),
+    "MAG-7": ("heavy", "CT", 1300, ("mag7",)),
+    "M249": ("heavy", "both", 5200, ()),
+    "Negev": ("heavy", "both", 1700, ()),
+    # other
+    "Knife": ("melee", "both", 0, ("knife", "knife_t", "bayonet", "karambit", "butterfly_knife",
+                                   "m9_bayonet", "skeleton_knife", "nomad_knife", "talon_knife")),
+    "Zeus x27": ("taser", "both", 200, ("taser", "zeus")),
+    "C4": ("bomb", "T", 0, ("c4", "bomb", "weapon_c4")),
+}
+
+UTILITY: dict[str, tuple[int, tuple[str, ...]]] = {
+    "Smoke Grenade": (300, ("smoke", "smokegrenade", "smoke_grenade")),
+    "Flashbang": (200, ("flash", "flashbang", "flash_bang")),
+    "HE Grenade": (300, ("he", "hegrenade", "he_grenade", "frag")),
+    "Molotov": (400, ("molotov", "molly", "molotov_cocktail")),
+    "Incendiary Grenade": (500, ("incgrenade", "incendiary", "inc", "incendiary_grenade")),
+    "Decoy Grenade": (50, ("decoy", "decoy_grenade")),
+}
+
+PRIMARY_KINDS = {"smg", "rifle", "sniper", "heavy"}
+
+
+def _norm_key(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower().removeprefix("weapon_"))
+
+
+def _alias_table(table: dict[str, tuple]) -> dict[str, str]:
+    index: dict[str, str] = {}
+    for canonical, row in table.items():
+        for name in (canonical, *row[-1]):
+            index[_norm_key(name)] = canonical
+    return index
+
+
+_WEAPON_INDEX = _alias_table(WEAPONS)
+_UTILITY_INDEX = _alias_table(UTILITY)
+
+
+def canonical_weapon(name: str | None) -> str | None:
+    """'m4a1_silencer', 'M4A1-S', 'm4a1s' -> 'M4A1-S'. Unknown names are returned stripped, unchanged."""
+    if name is None:
+        return None
+    text = str(name).strip()
+    if not text or text.lower() in {"none", "null", "n/a", "unknown"}:
+        return None
+    return _WEAPON_INDEX.get(_norm_key(text), text)
+
+
+def canonical_utility(name: str) -> str:
+    text = str(name).strip()
+    return _UTILITY_INDEX.get(_norm_key(text), text)
+
+
+def weapon_kind(name: str | None) -> str | None:
+    row = WEAPONS.get(canonical_weapon(name) or "")
+    return row[0] if row else None
+
+
+def is_known_weapon(name: str | None) -> bool:
+    return canonical_weapon(name) in WEAPONS
+
+
+# --------------------------------------------------------------------------------------------------
+# The models
+# --------------------------------------------------------------------------------------------------
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=True)
+
+
+class GameState(_Strict):
+    map_name: str | None = Field(None, description="Map, e.g. de_mirage; null when it cannot be told")
+    round_phase: RoundPhase | None = Field(None, description="Phase of the round")
+    player_side: Side | None = Field(None, description="Side of the player whose view this is")
+    player_health: int | None = Field(None, ge=0, le=100, description="Health shown bottom-left, 0-100")
+    player_armor: int | None = Field(None, ge=0, le=100, description="Armor shown beside health, 0-100")
+    player_money: int | None = Field(
+        None, ge=0, le=65535,
+        description=f"Money shown on the HUD; competitive caps at {MONEY_CAP}, larger values are flagged")
+    team_money_total: int | None = Field(None, ge=0, le=5 * 65535, description="Sum of the team's money if shown")
+    weapon_primary: str | None = Field(None, description="Canonical primary weapon name, e.g. AK-47, M4A1-S")
+    weapon_secondary: str | None = Field(None, description="Canonical pistol name, e.g. USP-S, Glock-18")
+    utility: list[str] | None = Field(None, description="Grenades held, canonical names")
+    alive_teammates: int | None = Field(None, ge=0, le=4, description="Teammates alive, not counting the player")
+    alive_enemies: int | None = Field(None, ge=0, le=5, description="Enemies alive")
+    bomb_status: BombStatus | None = Field(None, description="Bomb state as far as the HUD tells")
+    site: Site | None = Field(None, description="Bombsite the action is at, if any")
+    visible_enemies: int | None = Field(None, ge=0, le=5, description="Enemies visible on screen")
+
+    @field_validator("weapon_primary", "weapon_secondary", mode="before")
+    @classmethod
+    def _weapon_alias(cls, value: Any) -> Any:
+        return canonical_weapon(value) if isinstance(value, str) else value
+
+    @field_validator("utility", mode="before")
+    @classmethod
+    def _utility_alias(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [canonical_utility(v) for v in value if isinstance(v, str) and v.strip()]
+        return value
+
+
+class StrategicAnalysis(_Strict):
+    situation_summary: str = Field(..., description="One or two sentences on the situation")
+    economy_assessment: Economy = Field(..., description="The player's team's buy")
+    round_importance: Importance = Field(..., description="How much this round matters")
+    immediate_threats: list[str] = Field(default_factory=list, description="Threats now, short phrases")
+    opportunities: list[str] = Field(default_factory=list, description="Openings now, short phrases")
+
+
+class Advice(_Strict):
+    primary_action: str = Field(..., description="What to do now, imperative")
+    reasoning: str = Field(..., description="Why, grounded in what the HUD shows")
+    fallback: str = Field(..., description="What to do if the primary action fails")
+    callout: str = Field(..., description="A short team callout")
+
+
+class Analysis(_Strict):
+    game_state: GameState
+    analysis: StrategicAnalysis
+    advice: Advice
+
+
+SECTIONS: dict[str, type[BaseModel]] = {"game_state": GameState, "analysis": StrategicAnalysis, "advice": Advice}
+GAME_STATE_FIELDS: tuple[str, ...] = tuple(GameState.model_fields)
+NUMERIC_FIELDS = tuple(f for f in GAME_STATE_FIELDS
+                       if GameState.model_fields[f].annotation == (int | None))
+LIST_FIELDS = ("utility",)
+CATEGORICAL_FIELDS = tuple(f for f in GAME_STATE_FIELDS if f not in NUMERIC_FIELDS and f not in LIST_FIELDS)
+
+
+def analysis_json_schema() -> dict[str, Any]:
+    """JSON Schema of `Analysis`, self-contained (no $ref), as Claude's tool input schema wants it."""
+    schema = Analysis.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(dict(defs[node["$ref"].split("/")[-1]]))
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(schema)
+
+
+def field_docs() -> str:
+    """Every field with its type and meaning, one per line: what prompts show the model."""
+    lines = []
+    for section, model in SECTIONS.items():
+        for name, info in model.model_fields.items():
+            choices = ""
+            ann = str(info.annotation)
+            for enum in (RoundPhase, Side, BombStatus, Site, Economy, Importance):
+                if enum.__name__ in ann:
+                    choices = " one of: " + " | ".join(e.value for e in enum)
+            lines.append(f"- {section}.{name}: {info.description}.{choices}")
+    return "\n".join(lines)
+
+
+def example_analysis() -> Analysis:
+    return Analysis(
+        game_state=GameState(
+            map_name="de_mirage", round_phase="playing", player_side="CT", player_health=76,
+            player_armor=100, player_money=3350, team_money_total=None, weapon_primary="M4A1-S",
+            weapon_secondary="USP-S", utility=["Smoke Grenade", "Flashbang"], alive_teammates=3,
+            alive_enemies=4, bomb_status="not_visible", site="A", visible_enemies=1),
+        analysis=StrategicAnalysis(
+            situation_summary="4v5 on A with a rifle and two grenades; one enemy visible at ramp.",
+            economy_assessment="full-buy", round_importance="high",
+            immediate_threats=["enemy peeking from ramp"], opportunities=["smoke connector to cut rotation"]),
+        advice=Advice(
+            primary_action="Hold the angle on ramp and flash before re-peeking",
+            reasoning="Down a player, trading from a held angle beats a dry peek.",
+            fallback="Fall back to jungle and wait for the rotate",
+            callout="One ramp, I'm holding"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Parsing model output
+# --------------------------------------------------------------------------------------------------
+
+@dataclass
+class ParseResult:
+    analysis: Analysis | None
+    errors: list[str] = field(default_factory=list)   # field-by-field problems; empty when clean
+    warnings: list[str] = field(default_factory=list)  # repairs applied and soft flags (e.g. money > cap)
+    raw_json: dict | None = None                        # the object found, before validation
+
+    @property
+    def ok(self) -> bool:
+        return self.analysis is not None
+
+    @property
+    def json_found(self) -> bool:
+        return self.raw_json is not None
+
+    def sections_valid(self) -> dict[str, bool]:
+        """Which sections validate on their own (partial credit for the format reward)."""
+        out = {}
+        for name, model in SECTIONS.items():
+            part = (self.raw_json or {}).get(name)
+            try:
+                model.model_validate(_coerce_section(name, part) if isinstance(part, dict) else part)
+                out[name] = isinstance(part, dict)
+            except ValidationError:
+                out[name] = False
+        return out
+
+
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
+
+
+def _candidate_spans(text: str) -> list[str]:
+    """Fenced blocks first, then every balanced {...} from each '{', then a truncated tail."""
+    spans = [m.group(1).strip() for m in _FENCE.finditer(text)]
+    starts = [i for i, ch in enumerate(text) if ch == "{"]
+    for start in starts[:50]:
+        depth, in_str, esc, quote = 0, False, False, ""
+        for j in range(start, len(text)):
+            ch = text[j]
+            if in_str:
+                if esc:
+                    esc = False
+                elif ch == "\\":
+                    esc = True
+                elif ch == quote:
+                    in_str = False
+            elif ch in "\"'":
+                in_str, quote = True, ch
+            elif ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+                if depth == 0:
+                    spans.append(text[start:j + 1])
+                    break
+        else:
+            spans.append(text[start:])  # never closed: truncated output
+    return spans
+
+
+def _repair(text: str) -> tuple[str, list[str]]:
+    """Fix what models commonly break: single quotes, Python literals, trailing commas, truncation."""
+    notes = []
+    fixed = text
+    if "'" in fixed and '"' not in fixed:
+        fixed = fixed.replace("'", '"')
+        notes.append("replaced single quotes")
+    for py, js in (("None", "null"), ("True", "true"), ("False", "false")):
+        new = re.sub(rf"(?<=[:\[,\s]){py}(?=[,\]\}}\s])", js, fixed)
+        if new != fixed:
+            notes.append(f"replaced {py} with {js}")
+            fixed = new
+    new = re.sub(r",\s*([}\]])", r"\1", fixed)
+    if new != fixed:
+        notes.append("removed trailing commas")
+        fixed = new
+    closed = _close_truncated(fixed)
+    if closed != fixed:
+        notes.append("closed truncated output")
+        fixed = closed
+    return fixed, notes
+
+
+def _close_truncated(text: str) -> str:
+    """Close a cut-off object: try the text as is, then cut back to each earlier top-level comma."""
+    commas = []
+    in_str = esc = False
+    for i, ch in enumerate(text):
+        if in_str:
+            esc = (not esc) if ch == "\\" else False
+            if ch == '"' and not esc:
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch == ",":
+            commas.append(i)
+    for cut in [len(text)] + commas[::-1][:40]:
+        closed = _close_brackets(text[:cut])
+        try:
+            json.loads(closed)
+            return closed
+        except json.JSONDecodeError:
+            continue
+    return _close_brackets(text)
+
+
+def _close_brackets(text: str) -> str:
+    stack, in_str, esc = [], False, False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "{[":
+            stack.append("}" if ch == "{" else "]")
+        elif ch in "}]" and stack:
+            stack.pop()
+    out = text + ('"' if in_str else "")
+    out = re.sub(r"[,\s]+$", "", out)
+    if out.endswith(":"):
+        out += " null"
+    return out + "".join(reversed(stack))
+
+
+def _loads(span: str) -> tuple[dict | None, list[str]]:
+    try:
+        obj = json.loads(span)
+        return (obj, []) if isinstance(obj, dict) else (None, [])
+    except (json.JSONDecodeError, RecursionError):
+        pass
+    fixed, notes = _repair(span)
+    try:
+        obj = json.loads(fixed)
+        return (obj, notes) if isinstance(obj, dict) else (None, [])
+    except (json.JSONDecodeError, RecursionError):
+        return None, []
+
+
+_ENUM_ALIASES = {
+    "economy_assessment": {"force": "force-buy", "forcebuy": "force-buy", "force_buy": "force-buy",
+                           "full": "full-buy", "fullbuy": "full-buy", "full_buy": "full-buy",
+                           "half": "half-buy", "halfbuy": "half-buy", "half_buy": "half-buy", "semi": "half-buy"},
+    "player_side": {"ct": "CT", "t": "T", "counter-terrorist": "CT", "terrorist": "T"},
+    "site": {"a": "A", "b": "B"},
+    "round_phase": {"post-plant": "post_plant", "postplant": "post_plant", "freeze": "freezetime",
+                    "live": "playing", "round-end": "round_end"},
+    "bomb_status": {"not visible": "not_visible", "not-visible": "not_visible", "none": "not_visible"},
+}
+
+
+def _coerce_section(name: str, part: dict) -> dict:
+    """Lenient fixes that keep meaning: enum spellings, numeric strings, scalar->list."""
+    out = dict(part)
+    for key, value in part.items():
+        aliases = _ENUM_ALIASES.get(key)
+        if aliases and isinstance(value, str):
+            out[key] = aliases.get(value.strip().lower(), value.strip())
+        elif name == "game_state" and key in NUMERIC_FIELDS and isinstance(value, str):
+            digits = re.sub(r"[$,\s]", "", value)
+            out[key] = int(digits) if digits.isdigit() else (None if digits.lower() in {"", "null", "unknown"} else value)
+        elif name == "game_state" and key in NUMERIC_FIELDS and isinstance(value, float) and value.is_integer():
+            out[key] = int(value)
+        elif (key in LIST_FIELDS or key in {"immediate_threats", "opportunities"}) and isinstance(value, str):
+            out[key] = [value]
+    return out
+
+
+def parse_model_output(text: Any) -> ParseResult:
+    """Find, repair, coerce and validate an `Analysis` in model text. Never raises."""
+    try:
+        return _parse(text)
+    except Exception as exc:  # noqa: BLE001 - the contract is "never raises on model text"
+        return ParseResult(None, [f"parser error: {type(exc).__name__}: {exc}"])
+
+
+def _parse(text: Any) -> ParseResult:
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    obj, notes = None, []
+    for span in _candidate_spans(text):
+        obj, notes = _loads(span)
+        if obj is not None and any(k in obj for k in SECTIONS):
+            break
+        obj = None
+    if obj is None:
+        return ParseResult(None, ["no JSON object found" if "{" not in text else "JSON could not be parsed"])
+
+    errors, warnings = [], list(notes)
+    clean: dict[str, Any] = {}
+    for name, model in SECTIONS.items():
+        part = obj.get(name)
+        if not isinstance(part, dict):
+            errors.append(f"{name}: missing" if part is None else f"{name}: expected an object")
+            continue
+        part = _coerce_section(name, part)
+        unknown = [k for k in part if k not in model.model_fields]
+        for key in unknown:
+            warnings.append(f"{name}.{key}: unknown field dropped")
+            part.pop(key)
+        try:
+            clean[name] = model.model_validate(part)
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = ".".join(str(p) for p in err["loc"])
+                errors.append(f"{name}.{loc}: {err['msg']}")
+    for key in obj:
+        if key not in SECTIONS:
+            warnings.append(f"{key}: unknown top-level field dropped")
+    if errors:
+        return ParseResult(None, errors, warnings, obj)
+    analysis = Analysis(**clean)
+    money = analysis.game_state.player_money
+    if money is not None and money > MONEY_CAP:
+        warnings.append(f"game_state.player_money: {money} is above the competitive cap {MONEY_CAP}")
+    for slot in ("weapon_primary", "weapon_secondary"):
+        name = getattr(analysis.game_state, slot)
+        if name is not None and not is_known_weapon(name):
+            warnings.append(f"game_state.{slot}: unknown weapon {name!r}")
+    return ParseResult(analysis, [], warnings, obj)
+
+
+def to_json(analysis: Analysis) -> str:
+    return analysis.model_dump_json(indent=None)
+

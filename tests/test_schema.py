@@ -1,0 +1,167 @@
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from chimera.schema import (
+    MONEY_CAP, Analysis, GameState, analysis_json_schema, canonical_utility, canonical_weapon,
+    example_analysis, parse_model_output, to_json,
+)
+
+
+def test_ranges_are_enforced():
+    with pytest.raises(ValidationError):
+        GameState(player_health=101)
+    with pytest.raises(ValidationError):
+        GameState(player_armor=-1)
+    with pytest.raises(ValidationError):
+        GameState(alive_teammates=5)  # the player is not counted: at most 4
+    with pytest.raises(ValidationError):
+        GameState(alive_enemies=6)
+    with pytest.raises(ValidationError):
+        GameState(round_phase="halftime")
+    assert GameState().player_health is None  # every field may be null
+
+
+@pytest.mark.parametrize("alias,canonical", [
+    ("M4A1-S", "M4A1-S"), ("m4a1_silencer", "M4A1-S"), ("m4a1s", "M4A1-S"), ("weapon_m4a1_silencer", "M4A1-S"),
+    ("m4a1", "M4A4"), ("ak47", "AK-47"), ("AK-47", "AK-47"), ("usp_silencer", "USP-S"), ("hkp2000", "P2000"),
+    ("deagle", "Desert Eagle"), ("galilar", "Galil AR"), ("elite", "Dual Berettas"), ("karambit", "Knife"),
+    ("none", None), ("", None),
+])
+def test_weapon_aliases(alias, canonical):
+    assert canonical_weapon(alias) == canonical
+
+
+def test_utility_aliases_and_model_normalisation():
+    assert canonical_utility("incgrenade") == "Incendiary Grenade"
+    assert canonical_utility("smokegrenade") == "Smoke Grenade"
+    state = GameState(weapon_primary="ak47", utility=["flashbang", "molly", "hegrenade"])
+    assert state.weapon_primary == "AK-47"
+    assert state.utility == ["Flashbang", "Molotov", "HE Grenade"]
+
+
+def test_json_schema_is_self_contained_and_strict():
+    schema = analysis_json_schema()
+    text = json.dumps(schema)
+    assert "$ref" not in text and "$defs" not in text
+    assert set(schema["required"]) == {"game_state", "analysis", "advice"}
+    gs = schema["properties"]["game_state"]
+    assert gs["additionalProperties"] is False
+    assert set(gs["properties"]) >= {"player_health", "bomb_status", "utility", "visible_enemies"}
+
+
+def test_parser_finds_json_in_prose_and_fences():
+    text = to_json(example_analysis())
+    for wrapped in (text, f"Here you go:\n```json\n{text}\n```\nGood luck!", f"Analysis: {text} -- end"):
+        result = parse_model_output(wrapped)
+        assert result.ok, result.errors
+        assert result.analysis == example_analysis()
+
+
+def test_parser_repairs_common_damage():
+    obj = example_analysis().model_dump(mode="json")
+    trailing = json.dumps(obj).replace('"callout": "One ramp, I\'m holding"}',
+                                       '"callout": "One ramp",}')
+    assert parse_model_output(trailing).ok
+    single = str(obj).replace("I'm", "I am")  # Python repr: single quotes, None
+    single = str(json.loads(json.dumps(obj).replace("I'm", "I am")))
+    result = parse_model_output(single)
+    assert result.ok, result.errors
+    assert "replaced single quotes" in result.warnings
+
+
+def test_parser_reports_problems_field_by_field():
+    obj = example_analysis().model_dump(mode="json")
+    obj["game_state"]["player_health"] = 250
+    obj["analysis"]["round_importance"] = "enormous"
+    del obj["advice"]
+    result = parse_model_output(json.dumps(obj))
+    assert not result.ok
+    assert any(e.startswith("game_state.player_health") for e in result.errors)
+    assert any(e.startswith("analysis.round_importance") for e in result.errors)
+    assert "advice: missing" in result.errors
+    assert result.sections_valid() == {"game_state": False, "analysis": False, "advice": False}
+
+
+def test_parser_coerces_known_spellings_and_flags_money_over_cap():
+    obj = example_analysis().model_dump(mode="json")
+    obj["game_state"].update(player_money="$16,500", player_side="ct", weapon_primary="m4a1_silencer")
+    obj["analysis"]["economy_assessment"] = "force"
+    result = parse_model_output(json.dumps(obj))
+    assert result.ok, result.errors
+    gs = result.analysis.game_state
+    assert (gs.player_money, gs.player_side, gs.weapon_primary) == (16500, "CT", "M4A1-S")
+    assert result.analysis.analysis.economy_assessment == "force-buy"
+    assert any(str(MONEY_CAP) in w for w in result.warnings)
+
+
+def test_truncated_output_keeps_what_was_complete():
+    text = to_json(example_analysis())
+    result = parse_model_output(text[: len(text) // 3])
+    assert not result.ok
+    assert result.json_found and "game_state" in result.raw_json
+    assert "closed truncated output" in result.warnings
+    assert "advice: missing" in result.errors
+
+
+# ---- property tests --------------------------------------------------------------------------------
+
+enum_values = {
+    "round_phase": ["buy", "freezetime", "playing", "post_plant", "round_end", "warmup", "unknown", None],
+    "player_side": ["CT", "T", "spectator", "unknown", None],
+    "bomb_status": ["carried", "dropped", "planted", "defused", "exploded", "not_visible", "unknown", None],
+    "site": ["A", "B", "none", "unknown", None],
+}
+text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+maybe_int = lambda lo, hi: st.one_of(st.none(), st.integers(lo, hi))  # noqa: E731
+
+game_states = st.builds(
+    GameState,
+    map_name=st.one_of(st.none(), st.sampled_from(["de_mirage", "de_inferno", "de_nuke"])),
+    round_phase=st.sampled_from(enum_values["round_phase"]),
+    player_side=st.sampled_from(enum_values["player_side"]),
+    player_health=maybe_int(0, 100), player_armor=maybe_int(0, 100), player_money=maybe_int(0, 16000),
+    team_money_total=maybe_int(0, 80000),
+    weapon_primary=st.sampled_from([None, "AK-47", "M4A1-S", "AWP", "FAMAS"]),
+    weapon_secondary=st.sampled_from([None, "USP-S", "Glock-18", "Desert Eagle"]),
+    utility=st.one_of(st.none(), st.lists(st.sampled_from(["Smoke Grenade", "Flashbang", "Molotov"]), max_size=4)),
+    alive_teammates=maybe_int(0, 4), alive_enemies=maybe_int(0, 5),
+    bomb_status=st.sampled_from(enum_values["bomb_status"]), site=st.sampled_from(enum_values["site"]),
+    visible_enemies=maybe_int(0, 5),
+)
+analyses = st.builds(
+    Analysis, game_state=game_states,
+    analysis=st.fixed_dictionaries({
+        "situation_summary": text, "economy_assessment": st.sampled_from(
+            ["eco", "force-buy", "half-buy", "full-buy", "save", "pistol", "unknown"]),
+        "round_importance": st.sampled_from(["low", "medium", "high", "critical"]),
+        "immediate_threats": st.lists(text, max_size=3), "opportunities": st.lists(text, max_size=3)}),
+    advice=st.fixed_dictionaries({"primary_action": text, "reasoning": text, "fallback": text, "callout": text}),
+)
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(analyses, text, text)
+def test_valid_objects_round_trip_through_prose(analysis, before, after):
+    before, after = before.replace("{", ""), after.replace("{", "")
+    result = parse_model_output(f"{before}\n{to_json(analysis)}\n{after}")
+    assert result.ok, result.errors
+    assert result.analysis == analysis
+
+
+@settings(max_examples=300)
+@given(st.one_of(st.text(), st.binary().map(lambda b: b.decode("latin-1")), st.none(), st.integers()))
+def test_parser_never_raises_on_arbitrary_text(garbage):
+    result = parse_model_output(garbage)
+    assert result.ok or result.errors
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(analyses, st.integers(0, 2000), st.sampled_from(["", ",", "'", "```", "}}}", "{"]))
+def test_parser_never_raises_on_damaged_json(analysis, cut, junk):
+    text = to_json(analysis)
+    result = parse_model_output(text[:cut] + junk + text[cut:cut + 50])
+    assert result.ok or result.errors
