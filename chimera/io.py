@@ -88,3 +88,27 @@ def shared_dir() -> Path:
         return Path(env)
     here = Path(__file__).resolve().parent.parent
     return (here.parent / "shared").resolve()
+
+
+def save_joblib(obj: Any, path: str | Path) -> Path:
+    import joblib
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    joblib.dump(obj, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def write_csv(path: str | Path, df) -> Path:
+    return atomic_write_text(path, df.to_csv(index=False))
+
+
+def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=dpi)
+    os.replace(tmp, path)
+    return path

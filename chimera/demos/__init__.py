@@ -1,0 +1,1 @@
+"""Demos -> canonical tables -> key-moment snapshots -> win probability -> strategy dataset."""
