@@ -1,0 +1,49 @@
+"""Stage collect_video: yt-dlp downloads (params URLs) + local videos + a synthetic clip -> frames + manifest.
+
+Failures (unreachable URL, private video, corrupt file) are reported in data/frames/video/report.json and
+skipped; frames already extracted are kept (the output folder persists, files are named by content hash).
+"""
+
+from _common import log, params
+
+from pathlib import Path
+
+from tqdm import tqdm
+
+from chimera.io import write_json
+from chimera.screens.frames import save_frame, write_manifest
+from chimera.screens.video import VideoError, download_video, extract_frames, render_clip, truth_at
+
+p, seed = params("video"), params()["seed"]
+logger = log("collect_video")
+out = Path("data/frames/video")
+videos, errors = [], []
+for url in p["urls"]:
+    try:
+        videos.append((download_video(url, Path("data/raw/video"), p["max_height"]), url))
+    except VideoError as exc:
+        logger.warning("%s", exc)
+        errors.append(str(exc))
+videos += [(Path(v), v) for v in p["local_videos"]]
+clip = p["synthetic_clip"]
+if clip["seconds"] > 0:
+    path = render_clip(Path("data/raw/video/synthetic_clip.mp4"), clip["seconds"], clip["fps"], seed,
+                       (clip["width"], clip["height"]), Path(params("screens")["shared_screenshots"]))
+    videos.append((path, "synthetic-clip"))
+
+rows, dropped = [], 0
+for path, origin in tqdm(videos, desc="videos", unit="video"):
+    try:
+        frames, n_dropped = extract_frames(path, p["interval_s"], p["dedupe_threshold"])
+    except VideoError as exc:
+        logger.warning("%s", exc)
+        errors.append(str(exc))
+        continue
+    dropped += n_dropped
+    for t, image in frames:
+        rows.append(save_frame(image, out, "video", origin, timestamp=t, truth=truth_at(path, t),
+                               meta={"video": str(path)}))
+df = write_manifest("data/frames/video.parquet", rows)
+write_json(out / "report.json", {"videos": len(videos), "frames": len(df), "near_duplicates_dropped": dropped,
+                                 "errors": errors})
+logger.info("%d frames from %d videos (%d near-duplicates dropped, %d errors)", len(df), len(videos), dropped, len(errors))
