@@ -88,5 +88,50 @@ def collect(
     typer.echo(f"{len(frames)} frames -> {out} ({dropped} near-duplicates dropped)")
 
 
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"})
+
+
+@app.command()
+def label(
+    single: Optional[Path] = typer.Option(None, "--single", help="Label one screenshot and print the label"),
+    input: Optional[Path] = typer.Option(None, "--input", help="Folder of screenshots to label"),
+    output: Path = typer.Option(Path("data/labeled/manual"), "--output", help="Folder for one JSON per image"),
+    model: str = typer.Option("claude-opus-5", help="Claude model id"),
+    batch: bool = typer.Option(False, help="Use the Message Batches API (half price, asynchronous)"),
+    concurrency: int = typer.Option(4, help="Concurrent requests in interactive mode"),
+) -> None:
+    """Label screenshots with Claude (needs ANTHROPIC_API_KEY): cached per image, costed, resumable."""
+    from chimera.io import sha256_bytes, write_json
+    from chimera.labeling.claude import ClaudeConfig, ClaudeLabeler, MissingKeyError, api_key
+    from chimera.records import write_records
+
+    if (single is None) == (input is None):
+        _fail("give exactly one of --single PATH or --input DIR")
+    paths = [single] if single else (_images_in(input) if input.is_dir() else [])
+    if not paths or not all(p.exists() for p in paths):
+        _fail(f"{single or input}: no such image or no images in the folder")
+    try:
+        api_key()
+    except MissingKeyError as exc:
+        _fail(str(exc))
+    labeler = ClaudeLabeler(ClaudeConfig(model=model, max_concurrency=concurrency), Path(".cache/claude"))
+    items = [(sha256_bytes(p.read_bytes()), p.read_bytes()) for p in paths]
+    run = labeler.label_batch(items) if batch else labeler.label_many(items)
+    for failure in run.failures:
+        typer.secho(f"failed {failure['id'][:12]}: {failure['error']}", fg="red", err=True)
+    if single:
+        if run.records:
+            typer.echo(json.dumps(run.records[0]["analysis"], indent=2))
+    else:
+        write_records(output, run.records, output / "labels.parquet")
+        write_json(output / "labeling.json", run.totals())
+        typer.echo(f"{len(run.records)} labels -> {output}")
+    totals = run.totals()
+    typer.echo(f"cost ${totals['cost_usd']:.4f} ({totals['input_tokens']} in, {totals['output_tokens']} out, "
+               f"{totals['cache_read_input_tokens']} cache read, {run.cached} cached labels)", err=True)
+    raise typer.Exit(1 if run.failures else 0)
+
+
 if __name__ == "__main__":
     app()

@@ -146,7 +146,7 @@ def analyse(state: GameState, ctx: Context | None = None) -> tuple[StrategicAnal
             action = pick(["Buy armor and a flash for the pistol round", "Buy kevlar and play together"])
         else:
             action = pick(["Force-buy with the team: SMG or Galil/FAMAS and armor", "Match the team's force buy"])
-        reasoning = f"With ${state.player_money if state.player_money is not None else '?'} the team's economy calls for a {eco} round."
+        reasoning = f"With ${state.player_money if state.player_money is not None else '?'} the team's economy calls for {'an' if eco[0] in 'aeiou' else 'a'} {eco} round."
         fallback = "Drop a weapon for a teammate who is short" if (state.player_money or 0) >= 5000 else "Stack with teammates and trade"
     elif bomb == "planted" and side == "CT":
         action = (pick([f"Retake {site or 'the site'} with your teammates", f"Group up and retake {site or 'the site'}"])

@@ -29,7 +29,8 @@ def features(df: pd.DataFrame) -> pd.DataFrame:
     for col in ("ct_alive", "t_alive", "ct_health", "t_health", "ct_armor", "t_armor", "ct_equip", "t_equip",
                 "ct_money", "t_money", "ct_rifles", "t_rifles", "ct_snipers", "t_snipers", "ct_smgs", "t_smgs",
                 "ct_utility_count", "t_utility_count", "ct_kits", "time_left_s", "ct_score", "t_score"):
-        out[col] = pd.to_numeric(df.get(col, 0), errors="coerce").fillna(0).astype(float)
+        values = df[col] if col in df else pd.Series(0.0, index=df.index)
+        out[col] = pd.to_numeric(values, errors="coerce").fillna(0).astype(float)
     out["alive_diff"] = out.ct_alive - out.t_alive
     out["equip_diff"] = (out.ct_equip - out.t_equip) / 1000.0
     out["health_diff"] = (out.ct_health - out.t_health) / 100.0
@@ -38,10 +39,10 @@ def features(df: pd.DataFrame) -> pd.DataFrame:
     out["ct_money"] /= 1000.0
     out["t_money"] /= 1000.0
     for state in BOMB_STATES:
-        out[f"bomb_{state}"] = (df.get("bomb_status", "") == state).astype(float)
+        out[f"bomb_{state}"] = (df["bomb_status"] == state).astype(float) if "bomb_status" in df else 0.0
     out["planted_x_time"] = out["bomb_planted"] * out["time_left_s"]
     for moment in MOMENT_NAMES:
-        out[f"moment_{moment}"] = (df.get("moment", "") == moment).astype(float)
+        out[f"moment_{moment}"] = (df["moment"] == moment).astype(float) if "moment" in df else 0.0
     return out
 
 
@@ -127,3 +128,35 @@ def train_winprob(snaps: pd.DataFrame, kinds=("logreg", "gbm"), n_splits: int = 
 
 def predict_ct_win(model, state: dict) -> float:
     return float(model.predict_proba(features(pd.DataFrame([state])))[0, 1])
+
+
+def snapshot_from_game_state(state, own_score: int = 0, enemy_score: int = 0, time_left_s: float = 60.0) -> dict:
+    """A snapshot-like row from one player's HUD state, so the demo-trained model can score a screenshot.
+
+    The HUD shows only the player's own health and loadout: teammates are assumed alike, enemies full.
+    """
+    from chimera.schema import weapon_kind
+
+    side = state.player_side if state.player_side in ("CT", "T") else "CT"
+    own, enemy = side.lower(), "t" if side == "CT" else "ct"
+    own_alive = (state.alive_teammates or 0) + 1
+    enemy_alive = state.alive_enemies if state.alive_enemies is not None else 5
+    kind = weapon_kind(state.weapon_primary)
+    per_player_equip = {"rifle": 4700, "sniper": 6500, "smg": 2500, "heavy": 2500}.get(kind, 1000)
+    bomb = state.bomb_status if state.bomb_status in BOMB_STATES else "carried"
+    return {
+        f"{own}_alive": own_alive, f"{enemy}_alive": enemy_alive,
+        f"{own}_health": (state.player_health or 100) + 100 * (own_alive - 1), f"{enemy}_health": 100 * enemy_alive,
+        f"{own}_armor": (state.player_armor or 0) * own_alive, f"{enemy}_armor": 100 * enemy_alive,
+        f"{own}_equip": per_player_equip * own_alive, f"{enemy}_equip": 4000 * enemy_alive,
+        f"{own}_money": (state.player_money or 0) * own_alive, f"{enemy}_money": 3000 * enemy_alive,
+        f"{own}_rifles": own_alive if kind == "rifle" else 0, f"{own}_snipers": int(kind == "sniper"),
+        f"{own}_utility_count": len(state.utility or []) * own_alive,
+        "time_left_s": time_left_s, f"{own}_score": own_score, f"{enemy}_score": enemy_score,
+        "bomb_status": bomb, "moment": "post_plant" if bomb == "planted" else "sampled",
+    }
+
+
+def p_side_wins(model, state, **kwargs) -> float:
+    p_ct = predict_ct_win(model, snapshot_from_game_state(state, **kwargs))
+    return p_ct if state.player_side == "CT" else 1.0 - p_ct

@@ -1,0 +1,56 @@
+"""Stage label: every frame in the manifests -> one Analysis record per frame id + labels.parquet.
+
+Backend `auto`: frames with exact truth (synthetic, synthetic clip) get the truth labeler; the others go
+to Claude when ANTHROPIC_API_KEY is set. Frames no backend can label are listed in unlabeled.json.
+"""
+
+from _common import log, params
+
+import json
+from pathlib import Path
+
+import joblib
+from tqdm import tqdm
+
+from chimera.io import write_json
+from chimera.labeling.claude import ClaudeConfig, ClaudeLabeler, MissingKeyError, api_key
+from chimera.labeling.truth import truth_label
+from chimera.records import write_records
+from chimera.screens.frames import load_manifests
+
+p = params("label")
+Path("data/labeled/claude_cache").mkdir(parents=True, exist_ok=True)  # a DVC output even when offline
+logger = log("label")
+frames = load_manifests(p["manifests"])
+winprob = joblib.load(p["winprob_model"]) if Path(p["winprob_model"]).exists() else None
+records, unlabeled = [], []
+use_truth = p["backend"] in ("auto", "truth")
+with_truth = frames[frames.truth.notna()] if use_truth else frames.iloc[:0]
+for row in tqdm(list(with_truth.itertuples()), desc="truth labels", unit="frame"):
+    extras = json.loads(row.meta).get("extras", {})
+    records.append({**truth_label(row.id, row.truth, extras, winprob), "source": row.source})
+rest = frames[~frames.id.isin(with_truth.id)]
+metrics = {"backend": p["backend"], "truth_labels": len(records)}
+if len(rest) and p["backend"] in ("auto", "claude"):
+    try:
+        api_key()
+        config = ClaudeConfig(**p["claude"])
+        labeler = ClaudeLabeler(config, Path("data/labeled/claude_cache"))
+        items = [(row.id, Path(row.path).read_bytes()) for row in rest.itertuples()]
+        with tqdm(total=len(items), desc="claude labels", unit="frame") as bar:
+            run = labeler.label_batch(items) if p["claude_mode"] == "batch" else labeler.label_many(items, bar.update)
+        source = dict(zip(rest.id, rest.source))
+        records += [{**r, "source": source.get(r["id"])} for r in run.records]
+        unlabeled += [{"id": f["id"], "reason": f["error"]} for f in run.failures]
+        metrics["claude"] = run.totals()
+        print(f"Claude: {len(run.records)} labels, {run.cached} from cache, ${metrics['claude']['cost_usd']:.4f} spent")
+    except MissingKeyError as exc:
+        logger.warning("%s", str(exc).split(":")[0] + ": frames without truth stay unlabeled")
+        unlabeled += [{"id": i, "reason": "no truth and no ANTHROPIC_API_KEY"} for i in rest.id]
+else:
+    unlabeled += [{"id": i, "reason": f"backend {p['backend']} cannot label it"} for i in rest.id]
+write_records("data/labeled/labels", records, "data/labeled/labels.parquet")
+write_json("data/labeled/unlabeled.json", unlabeled)
+metrics.update(labeled=len(records), unlabeled=len(unlabeled))
+write_json("metrics/labeling.json", metrics)
+logger.info("%d labeled, %d unlabeled (listed in data/labeled/unlabeled.json)", len(records), len(unlabeled))

@@ -1,0 +1,28 @@
+"""Stage split_screens: labeled frames -> train / val / eval, frames of one video kept together."""
+
+from _common import log, params
+
+
+from chimera.io import read_parquet, write_parquet
+from chimera.screens.frames import load_manifests
+
+p, seed = params("split"), params()["seed"]
+frames = load_manifests(params("label")["manifests"])
+labels = read_parquet("data/labeled/labels.parquet")
+labeled = frames[frames.id.isin(labels[labels.valid].id)].copy()
+# a video's frames are near each other in time: one group per video, one per still frame
+labeled["group"] = labeled.apply(lambda r: r.origin if r.source == "video" else r.id, axis=1)
+groups = labeled.group.drop_duplicates().sample(frac=1.0, random_state=seed).tolist()
+assign, counts = {}, {"train": 0, "val": 0, "eval": 0}
+for group in groups:
+    size = int((labeled.group == group).sum())
+    for split in ("eval", "val", "train"):
+        if counts[split] + size <= p[split] or (split == "train" and counts["train"] < p["train"]):
+            assign[group] = split
+            counts[split] += size
+            break
+    else:
+        assign[group] = "unused"
+labeled["split"] = labeled.group.map(assign)
+write_parquet("data/labeled/splits.parquet", labeled[["id", "path", "source", "width", "height", "split"]])
+log("split_screens").info("%s", labeled.split.value_counts().to_dict())
