@@ -133,5 +133,140 @@ def label(
     raise typer.Exit(1 if run.failures else 0)
 
 
+def _model_config(model: str, max_pixels: Optional[int] = None):
+    from chimera.io import load_params
+    from chimera.vlm.models import ModelConfig
+
+    base = load_params("params.yaml").get("model", {}) if Path("params.yaml").exists() else {}
+    fields = {k: v for k, v in base.items() if k in ModelConfig.__dataclass_fields__}
+    fields["name"] = model
+    if max_pixels:
+        fields["max_pixels"] = max_pixels
+    return ModelConfig(**fields)
+
+
+def _backend(backend: str, model: str, server_url: str, batch_size: int, max_new_tokens: int):
+    from chimera.vlm.models import ModelUnavailableError
+
+    if backend == "local":
+        from chimera.vlm.backends import LocalBackend
+        from chimera.vlm.models import load_model
+
+        try:
+            m, processor = load_model(_model_config(model))
+        except ModelUnavailableError as exc:
+            _fail(str(exc))
+        return LocalBackend(m, processor, model, batch_size, max_new_tokens)
+    if backend == "openai":
+        from chimera.vlm.backends import OpenAICompatBackend
+
+        return OpenAICompatBackend(server_url, model)
+    if backend == "claude":
+        from chimera.labeling.claude import ClaudeConfig, ClaudeLabeler, MissingKeyError, api_key
+        from chimera.vlm.backends import ClaudeBackend
+
+        try:
+            api_key()
+        except MissingKeyError as exc:
+            _fail(str(exc))
+        return ClaudeBackend(ClaudeLabeler(ClaudeConfig(model=model), Path(".cache/claude")))
+    _fail(f"unknown backend {backend!r}: local | openai | claude")
+
+
+@app.command()
+def infer(
+    input: Path = typer.Option(..., "--input", help="Folder of screenshots, or a frame manifest (.parquet)"),
+    output: Path = typer.Option(..., "--output", help="Folder for one prediction JSON per frame id"),
+    backend: str = typer.Option("local", help="local (transformers) | openai (vLLM/SGLang server) | claude"),
+    model: str = typer.Option("models/tiny-qwen3vl", help="Model folder, hub id, served name or Claude id"),
+    server_url: str = typer.Option("http://localhost:8000/v1", help="OpenAI-compatible base URL"),
+    labeled_only: bool = typer.Option(False, "--labeled-only", help="Only frames with a label in data/labeled"),
+    batch_size: int = typer.Option(4), max_new_tokens: int = typer.Option(384),
+) -> None:
+    """Predict an Analysis for every frame; resumable (finished ids with the same model and prompt are skipped)."""
+    from tqdm import tqdm
+
+    from chimera.io import read_parquet, sha256_bytes
+    from chimera.vlm.inference import model_fingerprint, run_inference
+
+    if input.suffix == ".parquet":
+        df = read_parquet(input)
+        frames = list(zip(df.id, df.path))
+    elif input.is_dir():
+        frames = [(sha256_bytes(p.read_bytes()), str(p)) for p in _images_in(input)]
+    else:
+        _fail(f"{input}: not a folder or a manifest")
+    if labeled_only:
+        labels = read_parquet("data/labeled/labels.parquet")
+        frames = [f for f in frames if f[0] in set(labels.id)]
+    engine = _backend(backend, model, server_url, batch_size, max_new_tokens)
+    with tqdm(total=len(frames), desc="infer", unit="frame") as bar:
+        counts = run_inference(engine, frames, output, model_fingerprint(model), output / "predictions.parquet",
+                               progress=bar.update)
+    typer.echo(f"{counts['total']} predictions ({counts['valid']} valid JSON, {counts['skipped']} resumed) -> {output}")
+
+
+@app.command()
+def analyze(
+    image: Path = typer.Argument(..., help="A screenshot"),
+    backend: str = typer.Option("local", help="local | openai | claude"),
+    model: str = typer.Option("models/tiny-qwen3vl"),
+    server_url: str = typer.Option("http://localhost:8000/v1"),
+    as_json: bool = typer.Option(False, "--json", help="Print the JSON object instead of a panel"),
+) -> None:
+    """Analyse one screenshot: game state, analysis and advice, as a readable panel or JSON."""
+    if not image.exists():
+        _fail(f"{image}: no such file")
+    prediction = _backend(backend, model, server_url, 1, 512).analyze([(image.name, str(image))])[0]
+    if prediction.error:
+        _fail(f"{image}: {prediction.error}")
+    if as_json:
+        if not prediction.parse.ok:
+            typer.echo(json.dumps({"raw_text": prediction.raw_text, "errors": prediction.parse.errors}, indent=2))
+            raise typer.Exit(1)
+        typer.echo(prediction.parse.analysis.model_dump_json(indent=2))
+        return
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.table import Table
+
+    console = Console()
+    if not prediction.parse.ok:
+        console.print(Panel("\n".join(prediction.parse.errors), title=f"{image.name}: no valid analysis", style="red"))
+        console.print(prediction.raw_text or "")
+        raise typer.Exit(1)
+    a = prediction.parse.analysis
+    table = Table(show_header=False, box=None)
+    for field, value in a.game_state.model_dump().items():
+        table.add_row(field, "-" if value is None else str(value))
+    console.print(Panel(table, title=f"{image.name}: game state"))
+    console.print(Panel(f"{a.analysis.situation_summary}\n\neconomy: {a.analysis.economy_assessment}   "
+                        f"importance: {a.analysis.round_importance}\nthreats: {', '.join(a.analysis.immediate_threats) or '-'}\n"
+                        f"opportunities: {', '.join(a.analysis.opportunities) or '-'}", title="analysis"))
+    console.print(Panel(f"[bold]{a.advice.primary_action}[/bold]\n{a.advice.reasoning}\nfallback: {a.advice.fallback}\n"
+                        f"callout: \"{a.advice.callout}\"", title="advice"))
+
+
+@app.command()
+def probe(
+    manifest: Path = typer.Option(Path("data/labeled/splits.parquet"), help="Frames to ask about (Parquet)"),
+    model: str = typer.Option("models/tiny-qwen3vl", help="Local model folder"),
+    out: Path = typer.Option(Path("metrics/probes.json"), help="Per-field answers and accuracy"),
+    limit: int = typer.Option(40, help="At most this many frames"),
+) -> None:
+    """Zero-shot perception probes: one question per field, answers recorded against the labels."""
+    from chimera.io import read_parquet, write_json
+    from chimera.vlm.models import load_model
+    from chimera.vlm.probes import run_probes
+
+    frames = read_parquet(manifest).head(limit)
+    m, processor = load_model(_model_config(model))
+    labels = read_parquet("data/labeled/labels.parquet")
+    summary = run_probes(m, processor, frames, labels)
+    write_json(out, summary)
+    for field, row in summary["fields"].items():
+        typer.echo(f"{field:18s} accuracy {row['accuracy']:.2f}  most common wrong answer: {row['top_wrong']}")
+
+
 if __name__ == "__main__":
     app()

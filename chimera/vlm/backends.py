@@ -1,0 +1,240 @@
+"""Generation backends behind one interface: `analyze(images) -> list[Prediction]`.
+
+- LocalBackend: transformers generate, batched, left-padded, sorted by image size (similar sizes share a
+  batch, so little padding), greedy by default, stopping as soon as the JSON object closes.
+- OpenAICompatBackend: a chat-completions server (vLLM, SGLang) serving Qwen3-VL, concurrent requests and
+  guided JSON through `response_format` json_schema where the server supports it.
+- ClaudeBackend: the labeler's client, as the SOTA baseline.
+Every output goes through `parse_model_output`. An unreadable image is a failed prediction for that frame,
+never a crash of the batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from PIL import Image, UnidentifiedImageError
+
+from chimera.prompts import PROMPT_HASH, SYSTEM_PROMPT, USER_PROMPT, chat_messages
+from chimera.schema import ParseResult, analysis_json_schema, parse_model_output
+
+
+@dataclass
+class Prediction:
+    id: str
+    raw_text: str | None = None
+    parse: ParseResult | None = None
+    latency_s: float = 0.0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    error: str | None = None          # the frame could not be processed at all (bad image, server error)
+    extra: dict = field(default_factory=dict)
+
+    def record(self, model: str) -> dict:
+        ok = self.parse is not None and self.parse.ok
+        return {"id": self.id, "model": model, "prompt_hash": PROMPT_HASH, "raw_text": self.raw_text,
+                "analysis": self.parse.analysis.model_dump(mode="json") if ok else None,
+                "json_found": bool(self.parse and self.parse.json_found),
+                "errors": ([self.error] if self.error else []) + (self.parse.errors if self.parse else []),
+                "warnings": self.parse.warnings if self.parse else [], "latency_s": round(self.latency_s, 4),
+                "input_tokens": self.input_tokens, "output_tokens": self.output_tokens, **self.extra}
+
+
+class Backend(Protocol):
+    name: str
+
+    def analyze(self, images: list[tuple[str, str | Path | bytes]]) -> list[Prediction]: ...
+
+
+def open_image(source: str | Path | bytes) -> Image.Image:
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    if not data:
+        raise ValueError("empty image file")
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image.convert("RGB")
+
+
+def _load_all(images) -> tuple[list[tuple[str, Image.Image]], list[Prediction]]:
+    good, failed = [], []
+    for image_id, source in images:
+        try:
+            good.append((image_id, open_image(source)))
+        except (OSError, ValueError, UnidentifiedImageError) as exc:
+            failed.append(Prediction(image_id, error=f"unreadable image: {type(exc).__name__}: {exc}"))
+    return good, failed
+
+
+def json_object_closed(text: str) -> bool:
+    """True once the first top-level {...} in the text is complete (strings and escapes respected)."""
+    depth, in_str, esc, started = 0, False, False, False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch == "{":
+            depth += 1
+            started = True
+        elif ch == "}" and started:
+            depth -= 1
+            if depth == 0:
+                return True
+    return False
+
+
+class LocalBackend:
+    """Qwen3-VL through transformers on CPU or GPU."""
+
+    def __init__(self, model, processor, name: str = "local", batch_size: int = 4, max_new_tokens: int = 512,
+                 do_sample: bool = False, temperature: float = 1.0):
+        self.model, self.processor, self.name = model, processor, name
+        self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
+        self.do_sample, self.temperature = do_sample, temperature
+
+    def _stopper(self, prompt_len: int):
+        import torch
+        from transformers import StoppingCriteria
+
+        tokenizer = self.processor.tokenizer
+
+        class StopAtJsonEnd(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                texts = tokenizer.batch_decode(input_ids[:, prompt_len:], skip_special_tokens=True)
+                return torch.tensor([json_object_closed(t) for t in texts], device=input_ids.device)
+
+        return StopAtJsonEnd()
+
+    def generate(self, messages_batch: list[list[dict]]) -> list[tuple[str, int, int]]:
+        """Raw generation for prepared chat messages: (text, input tokens, output tokens) per item."""
+        import torch
+
+        inputs = self.processor.apply_chat_template(
+            messages_batch, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
+            processor_kwargs={"padding": True, "padding_side": "left"}).to(self.model.device)
+        prompt_len = inputs["input_ids"].shape[1]
+        kwargs = dict(max_new_tokens=self.max_new_tokens, do_sample=self.do_sample,
+                      stopping_criteria=[self._stopper(prompt_len)],
+                      pad_token_id=self.processor.tokenizer.pad_token_id)
+        if self.do_sample:
+            kwargs["temperature"] = self.temperature
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, **kwargs)
+        new = out[:, prompt_len:]
+        texts = self.processor.batch_decode(new, skip_special_tokens=True)
+        pad = self.processor.tokenizer.pad_token_id
+        n_in = inputs["attention_mask"].sum(dim=1).tolist()
+        n_out = (new != pad).sum(dim=1).tolist()
+        return list(zip(texts, n_in, n_out))
+
+    def analyze(self, images, progress=None) -> list[Prediction]:
+        loaded, failed = _load_all(images)
+        # sort by pixel count: batches of similar sizes waste little on padding
+        loaded.sort(key=lambda item: item[1].width * item[1].height)
+        results = {p.id: p for p in failed}
+        for start in range(0, len(loaded), self.batch_size):
+            chunk = loaded[start:start + self.batch_size]
+            t0 = time.perf_counter()
+            outputs = self.generate([chat_messages(image) for _, image in chunk])
+            per_item = (time.perf_counter() - t0) / len(chunk)
+            for (image_id, _), (text, n_in, n_out) in zip(chunk, outputs):
+                results[image_id] = Prediction(image_id, text, parse_model_output(text), per_item, n_in, n_out)
+            if progress:
+                progress(len(chunk))
+        return [results[image_id] for image_id, _ in images]
+
+
+def _data_url(image: Image.Image) -> str:
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+class OpenAICompatBackend:
+    """A chat-completions endpoint (vLLM / SGLang serving Qwen3-VL)."""
+
+    def __init__(self, base_url: str, model: str, api_key: str = "EMPTY", concurrency: int = 8,
+                 guided_json: bool = True, max_tokens: int = 1024, timeout_s: float = 120.0, http_client=None):
+        import httpx
+
+        self.name, self.model, self.concurrency = f"openai:{model}", model, concurrency
+        self.guided_json, self.max_tokens = guided_json, max_tokens
+        self.client = http_client or httpx.Client(timeout=timeout_s)
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.headers = {"Authorization": f"Bearer {api_key}"}
+
+    def request_body(self, image: Image.Image) -> dict:
+        body = {"model": self.model, "temperature": 0, "max_tokens": self.max_tokens,
+                "messages": [{"role": "system", "content": SYSTEM_PROMPT},
+                             {"role": "user", "content": [{"type": "image_url", "image_url": {"url": _data_url(image)}},
+                                                          {"type": "text", "text": USER_PROMPT}]}]}
+        if self.guided_json:
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "analysis", "schema": analysis_json_schema()}}
+        return body
+
+    def _one(self, image_id: str, image: Image.Image) -> Prediction:
+        import httpx
+
+        t0 = time.perf_counter()
+        try:
+            response = self.client.post(self.url, json=self.request_body(image), headers=self.headers)
+            response.raise_for_status()
+            payload = response.json()
+            text = payload["choices"][0]["message"]["content"] or ""
+        except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
+            return Prediction(image_id, error=f"server error: {type(exc).__name__}: {str(exc)[:200]}",
+                              latency_s=time.perf_counter() - t0)
+        usage = payload.get("usage") or {}
+        return Prediction(image_id, text, parse_model_output(text), time.perf_counter() - t0,
+                          usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+
+    def analyze(self, images, progress=None) -> list[Prediction]:
+        loaded, failed = _load_all(images)
+        results = {p.id: p for p in failed}
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            for prediction in pool.map(lambda item: self._one(*item), loaded):
+                results[prediction.id] = prediction
+                if progress:
+                    progress(1)
+        return [results[image_id] for image_id, _ in images]
+
+
+class ClaudeBackend:
+    """Claude as a model under evaluation, through the labeler's cached client."""
+
+    def __init__(self, labeler):
+        self.labeler, self.name = labeler, f"claude:{labeler.config.model}"
+
+    def analyze(self, images, progress=None) -> list[Prediction]:
+        import anthropic
+
+        out = []
+        for image_id, source in images:
+            t0 = time.perf_counter()
+            try:
+                data = source if isinstance(source, bytes) else Path(source).read_bytes()
+                open_image(data)
+                record = self.labeler.label_one(image_id, data)
+            except (OSError, ValueError, UnidentifiedImageError, anthropic.APIError) as exc:
+                out.append(Prediction(image_id, error=f"{type(exc).__name__}: {exc}"))
+                continue
+            import json
+
+            text = json.dumps(record["analysis"]) if record["analysis"] else ""
+            out.append(Prediction(image_id, text, parse_model_output(text), time.perf_counter() - t0,
+                                  record["usage"]["input_tokens"], record["usage"]["output_tokens"]))
+            if progress:
+                progress(1)
+        return out

@@ -1,0 +1,263 @@
+"""Model presets: one code path for a tiny local Qwen3-VL (CPU, no download) and real hub models.
+
+`tiny`: a Qwen3-VL built from a small config, with a byte-level BPE tokenizer trained on Chimera's own
+text (prompts, schema, CS2 vocabulary), Qwen's special tokens in Qwen's order and the real Qwen3-VL chat
+template. Deterministic and saved with `save_pretrained`, so it loads through the same `from_pretrained`
+path as `Qwen/Qwen3-VL-8B-Instruct`.
+
+torchvision cannot be installed on the CPU machines, and Qwen3VLProcessor's video processor needs it:
+`load_processor` tries AutoProcessor and falls back to a processor without the video part (images + text).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+TINY = "tiny"
+QWEN_SPECIAL_TOKENS = [  # Qwen2/2.5/3-VL order: ids follow the base vocabulary in this order
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
+    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+    "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>",
+    "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>",
+    "<think>", "</think>",
+]
+QWEN_SPLIT_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+                      r"\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+class ModelUnavailableError(RuntimeError):
+    """A model that would need a download on a machine that cannot make it."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = TINY                      # "tiny", a hub id, or a local folder
+    tiny_path: str = "models/tiny-qwen3vl"
+    quantization: str | None = None       # None | "4bit" (NF4 through bitsandbytes)
+    attn_implementation: str = "sdpa"     # sdpa | flash_attention_2 (when installed) | eager
+    dtype: str = "auto"                   # auto: bf16 on GPU, fp32 on CPU
+    min_pixels: int = 64 * 32 * 32
+    max_pixels: int = 448 * 252           # visual tokens dominate cost: bound the image size
+
+    @property
+    def path(self) -> str:
+        return self.tiny_path if self.name == TINY else self.name
+
+
+# --------------------------------------------------------------------------------------------------
+# The tiny model
+# --------------------------------------------------------------------------------------------------
+
+def tokenizer_corpus() -> list[str]:
+    """Chimera's own text: prompts, schema, weapon/utility names, strategist phrasing, numbers."""
+    from chimera.prompts import PROBE_QUESTIONS, SYSTEM_PROMPT, USER_PROMPT
+    from chimera.schema import UTILITY, WEAPONS, analysis_json_schema, example_analysis
+    from chimera.screens.hud import MAPS
+
+    texts = [SYSTEM_PROMPT, USER_PROMPT, json.dumps(analysis_json_schema()), *PROBE_QUESTIONS.values(),
+             example_analysis().model_dump_json(), example_analysis().model_dump_json(indent=2)]
+    texts += [" ".join([name, *row[-1]]) for name, row in {**WEAPONS, **UTILITY}.items()]
+    texts += [" ".join(places) + " " + m for m, places in MAPS.items()]
+    texts += [" ".join(str(n) for n in range(0, 16001, 50))]
+    # analyses from the strategist over sampled states: the words labels are made of
+    import random
+
+    from chimera.screens.hud import sample_state
+    from chimera.strategist import Context, analyse
+
+    rng = random.Random(0)
+    for _ in range(300):
+        state, extras = sample_state(rng)
+        a, adv = analyse(state, Context(round_num=extras.round_num, p_win=rng.random()))
+        texts.append(json.dumps({"game_state": state.model_dump(mode="json"), "analysis": a.model_dump(mode="json"),
+                                 "advice": adv.model_dump(mode="json")}))
+    return texts
+
+
+def build_tokenizer(texts: list[str], vocab_size: int = 2000):
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import Qwen2Tokenizer
+
+    bpe = Tokenizer(models.BPE())
+    bpe.normalizer = normalizers.NFC()
+    bpe.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN_SPLIT_PATTERN), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(texts, trainer)
+    state = json.loads(bpe.to_str())
+    vocab = dict(state["model"]["vocab"])
+    for token in QWEN_SPECIAL_TOKENS:  # Qwen's order: consecutive ids right after the base vocabulary
+        vocab[token] = len(vocab)
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in state["model"]["merges"]]
+    tokenizer = Qwen2Tokenizer(vocab=vocab, merges=merges, unk_token=None, bos_token=None, eos_token="<|im_end|>",
+                               pad_token="<|endoftext|>", clean_up_tokenization_spaces=False)
+    tokenizer.add_special_tokens({"additional_special_tokens": [t for t in QWEN_SPECIAL_TOKENS
+                                                               if t not in ("<|endoftext|>", "<|im_end|>")]})
+    return tokenizer
+
+
+def qwen3vl_chat_template() -> str:
+    from trl.chat_template_utils import qwen3_vl_chat_template
+
+    return qwen3_vl_chat_template
+
+
+def tiny_config(tokenizer, image_token_ids: dict[str, int]):
+    from transformers import Qwen3VLConfig
+
+    head_dim = 32
+    text = dict(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=head_dim, max_position_embeddings=4096,
+                rope_scaling={"rope_type": "default", "mrope_section": [8, 4, 4], "mrope_interleaved": True},
+                rope_theta=5_000_000.0, tie_word_embeddings=False)
+    vision = dict(depth=2, hidden_size=64, intermediate_size=128, num_heads=2, out_hidden_size=128, patch_size=16,
+                  spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=256, deepstack_visual_indexes=[0])
+    return Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=False, **image_token_ids)
+
+
+def build_tiny_model(out_dir: str | Path, seed: int = 0, vocab_size: int = 2000) -> Path:
+    """Build, save and return the folder of the tiny Qwen3-VL (a few MB, deterministic)."""
+    from transformers import Qwen2VLImageProcessor, Qwen3VLForConditionalGeneration
+
+    out_dir = Path(out_dir)
+    tokenizer = build_tokenizer(tokenizer_corpus(), vocab_size)
+    template = qwen3vl_chat_template()
+    tokenizer.chat_template = template
+    ids = {k: tokenizer.convert_tokens_to_ids(t) for k, t in (
+        ("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"),
+        ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"))}
+    config = tiny_config(tokenizer, ids)
+    config.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    config.pad_token_id = tokenizer.pad_token_id
+    torch.manual_seed(seed)
+    model = Qwen3VLForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = [config.eos_token_id, tokenizer.pad_token_id]
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.do_sample = False
+    image_processor = Qwen2VLImageProcessor(patch_size=16, temporal_patch_size=2, merge_size=2,
+                                            size={"shortest_edge": 64 * 32 * 32, "longest_edge": 448 * 252},
+                                            image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
+    processor = _image_only_processor_class()(image_processor=image_processor, tokenizer=tokenizer,
+                                              chat_template=template)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    # record the stock class: with torchvision (GPU machines) AutoProcessor then builds the real processor
+    config_path = tmp / "processor_config.json"
+    saved = json.loads(config_path.read_text())
+    saved["processor_class"] = "Qwen3VLProcessor"
+    config_path.write_text(json.dumps(saved, indent=2))
+    if out_dir.exists():
+        import shutil
+
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------
+
+def _image_only_processor_class():
+    from transformers import Qwen3VLProcessor
+
+    class ImageOnlyQwen3VLProcessor(Qwen3VLProcessor):
+        """Qwen3VLProcessor without its video processor (which needs torchvision): text + images."""
+
+        def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+            super().__init__(image_processor=image_processor, tokenizer=tokenizer, video_processor=None,
+                             chat_template=chat_template, **kwargs)
+
+    return ImageOnlyQwen3VLProcessor
+
+
+def __getattr__(name):  # lazy: the class needs transformers, which is slow to import
+    if name == "ImageOnlyQwen3VLProcessor":
+        return _image_only_processor_class()
+    raise AttributeError(name)
+
+
+def ensure_local(name: str) -> str:
+    """A local folder, or a hub id already cached; otherwise a clear error instead of a hanging download."""
+    if Path(name).is_dir():
+        return name
+    if name == TINY:
+        raise ModelUnavailableError("the tiny model is not built yet: run `dvc repro build_tiny_model`")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(name, local_files_only=True)
+    except Exception:  # noqa: BLE001 - any miss means "not cached"
+        pass
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or not _hub_reachable():
+        raise ModelUnavailableError(
+            f"{name}: not in the local Hugging Face cache and the hub cannot be reached (offline?). "
+            f"On a connected machine run `huggingface-cli download {name}`, or use model.name: tiny.")
+    return name
+
+
+def _hub_reachable(timeout_s: float = 5.0) -> bool:
+    import httpx
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    try:
+        httpx.head(endpoint, timeout=timeout_s)
+        return True
+    except httpx.HTTPError:
+        return False
+
+
+def load_processor(path: str, min_pixels: int | None = None, max_pixels: int | None = None):
+    from transformers import AutoProcessor, Qwen2VLImageProcessor, AutoTokenizer
+
+    try:
+        processor = AutoProcessor.from_pretrained(path)
+        if not hasattr(processor, "image_processor"):  # AutoProcessor may settle for the bare tokenizer
+            raise ValueError("no image processor")
+    except (ImportError, ValueError, TypeError, OSError, AttributeError):
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        image_processor = Qwen2VLImageProcessor.from_pretrained(path)
+        processor = _image_only_processor_class()(image_processor=image_processor, tokenizer=tokenizer,
+                                                 chat_template=tokenizer.chat_template)
+    if min_pixels or max_pixels:
+        size = dict(processor.image_processor.size)
+        if min_pixels:
+            size["shortest_edge"] = min_pixels
+        if max_pixels:
+            size["longest_edge"] = max_pixels
+        processor.image_processor.size = size
+    processor.tokenizer.padding_side = "left"
+    return processor
+
+
+def load_model(config: ModelConfig, device: str | None = None, for_training: bool = False):
+    """(model, processor) for a preset; bf16 on GPU, fp32 on CPU, optional 4-bit NF4."""
+    from transformers import Qwen3VLForConditionalGeneration
+
+    path = ensure_local(config.path)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = {"auto": torch.bfloat16 if device == "cuda" else torch.float32, "bf16": torch.bfloat16,
+             "fp32": torch.float32, "fp16": torch.float16}[config.dtype]
+    kwargs = {"dtype": dtype, "attn_implementation": config.attn_implementation}
+    if config.quantization == "4bit":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if device == "cuda" else torch.float32)
+        kwargs["device_map"] = {"": device if device != "cuda" else 0}
+    model = Qwen3VLForConditionalGeneration.from_pretrained(path, **kwargs)
+    if config.quantization != "4bit":
+        model = model.to(device)
+    if not for_training:
+        model.eval()
+    return model, load_processor(path, config.min_pixels, config.max_pixels)

@@ -1,0 +1,28 @@
+"""Stage infer: one model of the matrix over the evaluation frames -> data/predictions/<model>/."""
+
+from _common import log, params
+
+import sys
+
+import torch
+from tqdm import tqdm
+
+from chimera.io import read_parquet, write_json
+from chimera.vlm.backends import LocalBackend
+from chimera.vlm.inference import model_fingerprint, run_inference
+from chimera.vlm.models import ModelConfig, load_model
+
+name = sys.argv[1]
+p, mp = params("infer"), params("model")
+torch.manual_seed(params()["seed"])
+path = p["models"][name]["path"]
+config = ModelConfig(**{**{k: v for k, v in mp.items() if k in ModelConfig.__dataclass_fields__}, "name": path})
+model, processor = load_model(config)
+backend = LocalBackend(model, processor, name, p["batch_size"], p["max_new_tokens"])
+splits = read_parquet("data/labeled/splits.parquet")
+frames = splits[splits.split == p["split"]]
+with tqdm(total=len(frames), desc=f"infer {name}", unit="frame") as bar:
+    counts = run_inference(backend, list(zip(frames.id, frames.path)), f"data/predictions/{name}",
+                           model_fingerprint(path), f"data/predictions/{name}.parquet", progress=bar.update)
+write_json(f"data/predictions/{name}/_run.json", counts)
+log("infer").info("%s: %s", name, counts)

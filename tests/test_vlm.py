@@ -1,0 +1,159 @@
+"""The VLM layer on a tiny Qwen3-VL built locally (random weights, locally trained tokenizer)."""
+
+import hashlib
+import json
+
+import httpx
+import pytest
+from PIL import Image
+
+from chimera.prompts import SYSTEM_PROMPT, USER_PROMPT
+from chimera.schema import analysis_json_schema, example_analysis, to_json
+from chimera.vlm.backends import LocalBackend, OpenAICompatBackend, json_object_closed
+from chimera.vlm.inference import model_fingerprint, run_inference
+from chimera.vlm.models import ModelConfig, ModelUnavailableError, build_tiny_model, ensure_local, load_model
+from chimera.vlm.probes import normalise_answer
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def loaded(tiny):
+    return load_model(ModelConfig(name=str(tiny), max_pixels=160 * 90 * 4))
+
+
+def images(tmp_path, sizes=((320, 180), (640, 360), (160, 90))):
+    paths = []
+    for i, size in enumerate(sizes):
+        path = tmp_path / f"img{i}.png"
+        Image.new("RGB", size, (40 * i, 100, 200 - 30 * i)).save(path)
+        paths.append((f"id{i}", str(path)))
+    return paths
+
+
+def test_tiny_model_is_deterministic_and_round_trips(tiny, tmp_path, loaded):
+    again = build_tiny_model(tmp_path / "again")
+    digest = lambda p: hashlib.sha256((p / "model.safetensors").read_bytes()).hexdigest()  # noqa: E731
+    assert digest(again) == digest(tiny)
+    assert (again / "tokenizer.json").read_text() == (tiny / "tokenizer.json").read_text()
+    model, processor = loaded
+    assert model.config.model_type == "qwen3_vl"
+    assert sum(p.numel() for p in model.parameters()) < 3_000_000
+    tok = processor.tokenizer
+    ids = tok.convert_tokens_to_ids(["<|endoftext|>", "<|im_start|>", "<|im_end|>"])
+    assert ids == [ids[0], ids[0] + 1, ids[0] + 2]  # Qwen's special-token order
+    assert model.config.image_token_id == tok.convert_tokens_to_ids("<|image_pad|>")
+    assert "<|im_start|>assistant" in processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "text", "text": "hi"}]}], add_generation_prompt=True, tokenize=False)
+    # saving and loading again gives the same generations
+    model.save_pretrained(tmp_path / "saved")
+    processor.save_pretrained(tmp_path / "saved")
+    reloaded = load_model(ModelConfig(name=str(tmp_path / "saved"), max_pixels=160 * 90 * 4))
+    imgs = images(tmp_path)[:1]
+    a = LocalBackend(*loaded, max_new_tokens=12).analyze(imgs)[0].raw_text
+    b = LocalBackend(*reloaded, max_new_tokens=12).analyze(imgs)[0].raw_text
+    assert a == b and a
+
+
+def test_batched_and_one_by_one_greedy_outputs_match(loaded, tmp_path):
+    frames = images(tmp_path)
+    batched = LocalBackend(*loaded, batch_size=3, max_new_tokens=16).analyze(frames)
+    single = LocalBackend(*loaded, batch_size=1, max_new_tokens=16).analyze(frames)
+    assert [p.id for p in batched] == ["id0", "id1", "id2"]  # input order kept despite sorting by size
+    assert [p.raw_text for p in batched] == [p.raw_text for p in single]
+    assert all(p.output_tokens > 0 for p in batched)
+
+
+def test_corrupt_and_empty_images_fail_only_their_frame(loaded, tmp_path):
+    frames = images(tmp_path, sizes=((160, 90),))
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    frames += [("empty", str(tmp_path / "empty.png")), ("corrupt", str(tmp_path / "corrupt.png"))]
+    out = LocalBackend(*loaded, max_new_tokens=8).analyze(frames)
+    assert [p.id for p in out] == ["id0", "empty", "corrupt"]
+    assert out[0].error is None and out[0].raw_text is not None
+    assert "empty image" in out[1].error and "unreadable image" in out[2].error
+    assert out[2].record("m")["analysis"] is None and out[2].record("m")["errors"]
+
+
+def test_resume_skips_finished_ids(loaded, tmp_path, tiny):
+    frames = images(tmp_path)
+    backend = LocalBackend(*loaded, max_new_tokens=8)
+    fingerprint = model_fingerprint(str(tiny))
+    first = run_inference(backend, frames, tmp_path / "pred", fingerprint, tmp_path / "pred.parquet")
+    assert (first["predicted"], first["skipped"]) == (3, 0)
+    second = run_inference(backend, frames, tmp_path / "pred", fingerprint, tmp_path / "pred.parquet")
+    assert (second["predicted"], second["skipped"]) == (0, 3)
+    (tmp_path / "pred" / "id1.json").unlink()
+    third = run_inference(backend, frames, tmp_path / "pred", fingerprint)
+    assert (third["predicted"], third["skipped"]) == (1, 2)
+    other_model = run_inference(backend, frames, tmp_path / "pred", "another-model@123")
+    assert other_model["predicted"] == 3
+
+
+def test_generation_stops_at_the_end_of_the_json_object():
+    assert json_object_closed('Sure: {"a": {"b": "}"}} and more')
+    assert not json_object_closed('{"a": {"b": 1}')
+    assert not json_object_closed('{"a": "}')
+    assert not json_object_closed("no json here }")
+
+
+def chat_completion(content, usage=(1200, 300)):
+    return {"id": "chatcmpl-1", "object": "chat.completion", "created": 1763950000, "model": "Qwen/Qwen3-VL-8B-Instruct",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}}
+
+
+def test_openai_compatible_backend_against_chat_completions(tmp_path):
+    seen = []
+
+    def handler(request: httpx.Request):
+        body = json.loads(request.content)
+        seen.append((request, body))
+        if "id2" in request.headers.get("x-test", "") or len(seen) == 3:
+            return httpx.Response(500, json={"object": "error", "message": "CUDA out of memory", "code": 500})
+        return httpx.Response(200, json=chat_completion(f"```json\n{to_json(example_analysis())}\n```"))
+
+    backend = OpenAICompatBackend("http://vllm.test/v1", "Qwen/Qwen3-VL-8B-Instruct", concurrency=1,
+                                  http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    out = backend.analyze(images(tmp_path))
+    request, body = seen[0]
+    assert request.url == "http://vllm.test/v1/chat/completions"
+    assert body["model"] == "Qwen/Qwen3-VL-8B-Instruct" and body["temperature"] == 0
+    assert body["messages"][0] == {"role": "system", "content": SYSTEM_PROMPT}
+    parts = body["messages"][1]["content"]
+    assert parts[0]["type"] == "image_url" and parts[0]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert parts[1] == {"type": "text", "text": USER_PROMPT}
+    assert body["response_format"]["json_schema"]["schema"] == analysis_json_schema()
+    assert out[0].parse.ok and out[0].parse.analysis == example_analysis()
+    assert (out[0].input_tokens, out[0].output_tokens) == (1200, 300)
+    assert sum(p.error is not None and "500" in p.error for p in out) == 1
+
+
+def test_hub_model_offline_is_a_clear_error_not_a_hang(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    with pytest.raises(ModelUnavailableError, match="Qwen/Qwen3-VL-8B-Instruct: not in the local Hugging Face cache"):
+        ensure_local("Qwen/Qwen3-VL-8B-Instruct")
+    with pytest.raises(ModelUnavailableError, match="build_tiny_model"):
+        ensure_local("tiny")
+
+
+@pytest.mark.parametrize("field,text,expected", [
+    ("player_money", "$4,550", 4550), ("player_money", "I can't tell", None), ("player_health", "69 HP", 69),
+    ("player_side", "Counter-Terrorist", "CT"), ("player_side", "T side", "T"),
+    ("weapon_primary", "m4a1_silencer.", "M4A1-S"), ("weapon_primary", "AK47\nThe player holds", "AK-47"),
+])
+def test_probe_answers_are_normalised(field, text, expected):
+    assert normalise_answer(field, text) == expected
+
+
+def test_image_size_bounds_visual_tokens(tiny):
+    _, small = load_model(ModelConfig(name=str(tiny), max_pixels=224 * 126))
+    _, large = load_model(ModelConfig(name=str(tiny), max_pixels=448 * 252))
+    image = Image.new("RGB", (1920, 1080))
+    n = lambda p: p.image_processor(images=[image], return_tensors="pt")["image_grid_thw"].prod().item() // 4  # noqa: E731
+    assert n(small) < n(large) <= 448 * 252 // (32 * 32) + 1
