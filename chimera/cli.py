@@ -268,5 +268,44 @@ def probe(
         typer.echo(f"{field:18s} accuracy {row['accuracy']:.2f}  most common wrong answer: {row['top_wrong']}")
 
 
+@app.command()
+def evaluate(
+    predictions: Path = typer.Option(..., "--predictions", help="Folder of prediction JSONs (one per frame id)"),
+    labels: Path = typer.Option(Path("data/labeled/labels"), "--labels", help="Folder of label JSONs"),
+    out: Optional[Path] = typer.Option(None, help="Also write the full metrics JSON here"),
+) -> None:
+    """Compare predictions with labels and print a per-field table (with 95% bootstrap CIs)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from chimera.evaluation.metrics import evaluate as run_evaluation
+    from chimera.io import write_json
+    from chimera.records import load_records
+
+    try:
+        pred, lab = load_records(predictions), load_records(labels)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    lab = {i: r for i, r in lab.items() if i in pred}
+    if not lab:
+        _fail(f"no frame of {predictions} has a label in {labels}")
+    summary, _ = run_evaluation(pred, lab)
+    table = Table(title=f"{predictions.name}: {summary['n_frames']} frames")
+    for col in ("field", "accuracy", "95% CI", "hit", "both null", "missed (null)", "wrong", "MAE / F1", "errors"):
+        table.add_column(col)
+    for field, row in summary["fields"].items():
+        acc = row["accuracy"]
+        extra = f"{row['mae']:.1f}" if row.get("mae") is not None else (f"{row['f1']['value']:.2f}" if "f1" in row else "")
+        table.add_row(field, f"{acc['value']:.2f}", f"{acc['ci95'][0]:.2f}-{acc['ci95'][1]:.2f}", str(row["hit"]),
+                      str(row["both_null"]), str(row["missed_null"]), str(row["wrong"] + row["false_value"]), extra,
+                      row.get("errors", {}).get("verdict", ""))
+    console = Console()
+    console.print(table)
+    console.print(f"schema compliance {summary['schema_compliance']['value']:.2f}, "
+                  f"consistency {summary['consistency_rate']['value']:.2f}, grounding {summary['grounding']['value']:.2f}")
+    if out:
+        write_json(out, summary)
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,85 @@
+"""Plot data for `dvc plots` (CSV) and PNGs for people, from one model's frame scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from chimera.evaluation.metrics import FrameScore, confusion  # noqa: E402
+from chimera.io import save_figure, write_csv  # noqa: E402
+from chimera.schema import GAME_STATE_FIELDS  # noqa: E402
+
+CONFUSION_FIELDS = ("weapon_primary", "player_side", "bomb_status")
+HISTOGRAM_FIELDS = ("player_health", "player_money", "alive_enemies")
+
+
+def write_plots(summary: dict, scores: list[FrameScore], folder: str | Path, title: str) -> list[Path]:
+    folder = Path(folder)
+    written = []
+    acc = pd.DataFrame([{"field": f, "accuracy": summary["fields"][f]["accuracy"]["value"]} for f in GAME_STATE_FIELDS])
+    written.append(write_csv(folder / "field_accuracy.csv", acc))
+    for name in CONFUSION_FIELDS:
+        written.append(write_csv(folder / f"confusion_{name}.csv",
+                                 pd.DataFrame(confusion([s.pairs[name] for s in scores]), columns=["actual", "predicted", "count"])))
+    for name in HISTOGRAM_FIELDS:
+        errs = [{"error": p - t} for s in scores for t, p in [s.pairs[name]] if t is not None and p is not None]
+        written.append(write_csv(folder / f"errors_{name}.csv", pd.DataFrame(errs, columns=["error"])))
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    lo = [summary["fields"][f]["accuracy"]["value"] - summary["fields"][f]["accuracy"]["ci95"][0] for f in GAME_STATE_FIELDS]
+    hi = [summary["fields"][f]["accuracy"]["ci95"][1] - summary["fields"][f]["accuracy"]["value"] for f in GAME_STATE_FIELDS]
+    ax.barh(acc.field, acc.accuracy, xerr=[lo, hi], color="#4c72b0", capsize=2)
+    ax.set(xlim=(0, 1), xlabel="accuracy (95% bootstrap CI)", title=f"{title}: game_state accuracy per field")
+    ax.invert_yaxis()
+    fig.tight_layout()
+    written.append(save_figure(fig, folder / "field_accuracy.png"))
+    plt.close(fig)
+
+    fig, axes = plt.subplots(1, len(CONFUSION_FIELDS), figsize=(5 * len(CONFUSION_FIELDS), 4.5))
+    for ax, name in zip(axes, CONFUSION_FIELDS):
+        table = pd.DataFrame(confusion([s.pairs[name] for s in scores]))
+        if table.empty:
+            ax.set_axis_off()
+            continue
+        grid = table.pivot_table(index="actual", columns="predicted", values="count", fill_value=0)
+        ax.imshow(grid.values, cmap="Blues")
+        ax.set_xticks(range(len(grid.columns)), grid.columns, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(len(grid.index)), grid.index, fontsize=7)
+        for (i, j), v in pd.DataFrame(grid.values).stack().items():
+            if v:
+                ax.text(j, i, int(v), ha="center", va="center", fontsize=7)
+        ax.set(title=name, xlabel="predicted", ylabel="actual")
+    fig.suptitle(f"{title}: confusion matrices")
+    fig.tight_layout()
+    written.append(save_figure(fig, folder / "confusion.png"))
+    plt.close(fig)
+    return written
+
+
+def comparison_plot(summaries: dict[str, dict], path: str | Path) -> Path:
+    """Mean field accuracy, schema compliance and consistency per model, with CIs."""
+    names = list(summaries)
+    metrics = [("schema_compliance", "schema compliance"), ("mean_field_accuracy", "game_state accuracy"),
+               ("consistency_rate", "consistency"), ("grounding", "grounding")]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(metrics)
+    for k, (key, label) in enumerate(metrics):
+        values = [summaries[n][key]["value"] for n in names]
+        errs = [[max(0, v - summaries[n][key]["ci95"][0]) if v == v else 0 for n, v in zip(names, values)],
+                [max(0, summaries[n][key]["ci95"][1] - v) if v == v else 0 for n, v in zip(names, values)]]
+        ax.bar([i + k * width for i in range(len(names))], [v if v == v else 0 for v in values], width, yerr=errs,
+               label=label, capsize=2)
+    ax.set_xticks([i + width * (len(metrics) - 1) / 2 for i in range(len(names))], names)
+    ax.set(ylim=(0, 1.05), ylabel="rate (95% bootstrap CI)", title="Models A-D on the evaluation frames")
+    ax.legend(fontsize=8, ncol=2)
+    fig.tight_layout()
+    out = save_figure(fig, path)
+    plt.close(fig)
+    return out
+
+

@@ -1,0 +1,37 @@
+"""Stage evaluate: one model's predictions vs labels -> metrics/<model>.json and plots/<model>/."""
+
+from _common import log, params
+
+import sys
+from pathlib import Path
+
+import joblib
+
+from chimera.demos.winprob import p_side_wins
+from chimera.evaluation.metrics import evaluate
+from chimera.evaluation.plots import write_plots
+from chimera.io import read_parquet, write_json
+from chimera.records import load_records
+from chimera.schema import GameState
+
+name = sys.argv[1]
+p = params("evaluate")
+splits = read_parquet("data/labeled/splits.parquet")
+frames = splits[splits.split == params("infer")["split"]]
+labels = {i: r for i, r in load_records("data/labeled/labels").items() if i in set(frames.id)}
+predictions = load_records(f"data/predictions/{name}")
+info = {r.id: {"source": r.source, "height": int(r.height)} for r in frames.itertuples()}
+winprob = joblib.load("models/winprob.joblib")
+p_wins = {i: p_side_wins(winprob, GameState.model_validate(r["analysis"]["game_state"]))
+          for i, r in labels.items() if r["analysis"]["game_state"].get("player_side") in ("CT", "T")}
+summary, scores = evaluate(predictions, labels, p["tolerances"], info, p_wins, params()["seed"])
+summary["model"] = name
+summary["llm_judge"] = {"skipped": "offline by default: set evaluate.llm_judge: true with ANTHROPIC_API_KEY"}
+if p.get("llm_judge"):
+    from chimera.evaluation.judge import judge_predictions
+
+    summary["llm_judge"] = judge_predictions(predictions, labels)
+write_json(f"metrics/{name}.json", summary)
+write_plots(summary, scores, Path("plots") / name, name)
+log("evaluate").info("%s: schema compliance %.2f, mean field accuracy %.2f (n=%d)", name,
+                     summary["schema_compliance"]["value"], summary["mean_field_accuracy"]["value"], summary["n_frames"])

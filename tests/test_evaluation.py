@@ -1,0 +1,168 @@
+"""Every metric on hand-built prediction/label pairs."""
+
+import copy
+
+import httpx2
+import numpy as np
+import pytest
+
+from chimera.evaluation.judge import judge_predictions
+from chimera.evaluation.metrics import (bootstrap_ci, consistency, evaluate, extract_facts, grounding, list_overlap,
+                                        list_prf, outcome, verdict, winprob_agreement)
+from chimera.schema import example_analysis
+
+BASE = example_analysis().model_dump(mode="json")
+
+
+def rec(i, analysis=BASE, **gs):
+    a = copy.deepcopy(analysis)
+    if a is not None:
+        a["game_state"].update(gs)
+    return {"id": i, "analysis": a, "json_found": a is not None}
+
+
+def test_outcomes_and_null_handling():
+    assert outcome("AK-47", "AK-47") == "hit"
+    assert outcome(None, None) == "both_null"
+    assert outcome(None, 5) == "missed_null"
+    assert outcome(5, None) == "false_value"
+    assert outcome(4, 5) == "wrong"
+
+
+def test_aliases_tolerances_and_mae():
+    labels = {"a": rec("a", player_health=76, player_money=3350, weapon_primary="M4A1-S"),
+              "b": rec("b", player_health=50, player_money=1000, weapon_primary="AK-47")}
+    preds = {"a": rec("a", player_health=80, player_money=3350, weapon_primary="m4a1_silencer"),
+             "b": rec("b", player_health=50, player_money=1200, weapon_primary="ak47")}
+    summary, _ = evaluate(preds, labels, {"player_health": 5, "player_money": 100})
+    f = summary["fields"]
+    assert f["weapon_primary"]["accuracy"]["value"] == 1.0  # aliases normalised
+    assert f["player_health"]["accuracy"]["value"] == 0.5 and f["player_health"]["mae"] == 2.0
+    assert f["player_health"]["within_tolerance"]["value"] == 1.0  # 4 <= 5
+    assert f["player_money"]["within_tolerance"]["value"] == 0.5 and f["player_money"]["mae"] == 100.0
+
+
+def test_nulls_count_as_misses_and_both_null_separately():
+    labels = {"a": rec("a", team_money_total=None, player_armor=100), "b": rec("b", team_money_total=None, player_armor=0)}
+    preds = {"a": rec("a", team_money_total=None, player_armor=None), "b": rec("b", team_money_total=5000, player_armor=0)}
+    f = evaluate(preds, labels)[0]["fields"]
+    assert (f["team_money_total"]["both_null"], f["team_money_total"]["false_value"]) == (1, 1)
+    assert f["team_money_total"]["accuracy"]["value"] == 0.5
+    assert (f["player_armor"]["missed_null"], f["player_armor"]["hit"]) == (1, 1)
+
+
+def test_invalid_prediction_scores_every_field_as_null():
+    summary, _ = evaluate({"a": rec("a", analysis=None)}, {"a": rec("a")})
+    assert summary["schema_compliance"]["value"] == 0.0 and summary["json_validity"]["value"] == 0.0
+    assert summary["fields"]["player_health"]["missed_null"] == 1
+    assert evaluate({}, {"a": rec("a")})[0]["missing_predictions"] == 1
+
+
+def test_list_f1_for_utility():
+    assert list_prf(["Smoke Grenade", "Flashbang"], ["Smoke Grenade", "Flashbang", "Flashbang"]) == pytest.approx((1.0, 2 / 3, 0.8))
+    assert list_prf([], []) == (1.0, 1.0, 1.0)
+    assert list_prf(["HE Grenade"], []) == (0.0, 0.0, 0.0)
+    labels = {"a": rec("a", utility=["Smoke Grenade", "Flashbang"])}
+    preds = {"a": rec("a", utility=["smokegrenade", "molly"])}  # aliases, one right one wrong
+    f = evaluate(preds, labels)[0]["fields"]["utility"]
+    assert f["precision"] == 0.5 and f["recall"] == 0.5 and f["f1"]["value"] == 0.5
+
+
+def test_analysis_fields_and_text_overlap():
+    assert list_overlap(["enemy peeking from ramp"], ["Enemy peeking from Ramp!"]) == 1.0
+    assert list_overlap(["rotate B"], ["smoke connector to cut rotation"]) == 0.0
+    assert list_overlap([], []) == 1.0
+    other = copy.deepcopy(BASE)
+    other["analysis"]["economy_assessment"] = "eco"
+    summary = evaluate({"a": rec("a", other)}, {"a": rec("a")})[0]
+    assert summary["analysis"]["economy_assessment"]["value"] == 0.0
+    assert summary["analysis"]["round_importance"]["value"] == 1.0
+    assert summary["analysis"]["immediate_threats"]["value"] == 1.0
+
+
+def _with(gs=None, **analysis):
+    a = copy.deepcopy(BASE)
+    a["game_state"].update(gs or {})
+    for key, value in analysis.items():
+        section = "advice" if key in a["advice"] else "analysis"
+        a[section][key] = value
+    return a
+
+
+def test_consistency_rules():
+    assert consistency(BASE) == {"economy_vs_money": True, "importance_vs_state": None, "bomb_vs_phase": True,
+                                 "advice_mentions_right_site": None, "visible_le_alive": True}
+    assert consistency(_with(economy_assessment="eco"))["economy_vs_money"] is False  # eco with an M4A1-S
+    assert consistency(_with({"alive_teammates": 0}, round_importance="low"))["importance_vs_state"] is False
+    assert consistency(_with({"bomb_status": "planted", "round_phase": "buy"}))["bomb_vs_phase"] is False
+    assert consistency(_with({"bomb_status": "planted", "round_phase": "post_plant"}))["bomb_vs_phase"] is True
+    planted_a = {"bomb_status": "planted", "round_phase": "post_plant", "site": "A"}
+    assert consistency(_with(planted_a, primary_action="Rotate to B and retake"))["advice_mentions_right_site"] is False
+    assert consistency(_with(planted_a, primary_action="Retake A with the team"))["advice_mentions_right_site"] is True
+    assert consistency(_with({"visible_enemies": 3, "alive_enemies": 2}))["visible_le_alive"] is False
+    rates = evaluate({"a": rec("a", _with(economy_assessment="eco"))}, {"a": rec("a")})[0]["consistency"]
+    assert rates["economy_vs_money"] == {"applicable": 1, "passed": 0, "rate": 0.0}
+
+
+def test_grounding_checks_stated_facts_against_the_true_state():
+    facts = extract_facts("4v4 on A, 76 HP, $3350 and an M4A1-S; retake B")
+    assert ("numbers", (4, 4)) in facts and ("player_money", 3350) in facts and ("player_health", 76) in facts
+    pred = _with(situation_summary="4v4 with 76 HP and $3350", reasoning="Hold with the AWP")
+    held, stated = grounding(pred, BASE["game_state"])
+    assert (held, stated) == (3, 4)  # the AWP is not what the player holds
+
+
+def test_winprob_agreement():
+    pred = _with(situation_summary="About 60% to win from here.")
+    assert winprob_agreement(pred, 0.55) is True
+    assert winprob_agreement(pred, 0.2) is False
+    assert winprob_agreement(BASE, 0.5) is None and winprob_agreement(pred, None) is None
+
+
+def test_systematic_vs_random_verdicts():
+    same_mistake = [("M4A1-S", "M4A4")] * 5 + [("AK-47", "AK-47")] * 5
+    assert verdict(same_mistake, numeric=False)["verdict"] == "systematic"
+    scattered = [("M4A1-S", "AWP"), ("M4A1-S", "FAMAS"), ("AK-47", "Galil AR"), ("AWP", "SSG 08"), ("USP-S", "P2000")]
+    assert verdict(scattered, numeric=False)["verdict"] == "random"
+    biased = [(100, 90), (80, 70), (50, 41), (60, 49)]
+    assert verdict(biased, numeric=True)["verdict"] == "systematic"
+    noisy = [(100, 90), (80, 91), (50, 41), (60, 71)]
+    assert verdict(noisy, numeric=True)["verdict"] == "random"
+    assert verdict([(1, 2)], numeric=True)["verdict"] == "too few errors"
+    assert verdict([(1, 1)], numeric=True)["verdict"] == "no errors"
+
+
+def test_bootstrap_interval_contains_the_mean_and_narrows_with_n():
+    rng = np.random.default_rng(0)
+    small, large = rng.random(20) < 0.7, rng.random(500) < 0.7
+    lo, hi = bootstrap_ci(small)
+    assert lo <= small.mean() <= hi
+    lo2, hi2 = bootstrap_ci(large)
+    assert hi2 - lo2 < hi - lo
+
+
+def test_slices_by_source_and_resolution():
+    labels = {"a": rec("a"), "b": rec("b")}
+    preds = {"a": rec("a"), "b": rec("b", analysis=None)}
+    info = {"a": {"source": "synthetic", "height": 1080}, "b": {"source": "video", "height": 360}}
+    s = evaluate(preds, labels, frame_info=info)[0]["slices"]
+    assert s["source"]["synthetic"]["schema_compliance"] == 1.0 and s["source"]["video"]["schema_compliance"] == 0.0
+    assert set(s["height"]) == {"1080", "360"}
+
+
+def test_llm_judge_is_skipped_offline_and_uses_the_rubric_online(monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.chdir("/")
+    assert "skipped" in judge_predictions({"a": rec("a")}, {"a": rec("a")})
+    import anthropic
+
+    def handler(request):
+        return httpx2.Response(200, json={"id": "m", "type": "message", "role": "assistant", "model": "claude-opus-5",
+                                          "content": [{"type": "tool_use", "id": "t", "name": "grade",
+                                                       "input": {"grounding": 4, "soundness": 3, "actionability": 5}}],
+                                          "stop_reason": "tool_use", "stop_sequence": None,
+                                          "usage": {"input_tokens": 10, "output_tokens": 5}})
+
+    client = anthropic.Anthropic(api_key="k", http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
+    result = judge_predictions({"a": rec("a"), "b": rec("b")}, {"a": rec("a"), "b": rec("b")}, client=client)
+    assert (result["n"], result["grounding"], result["soundness"], result["actionability"]) == (2, 4, 3, 5)
