@@ -307,5 +307,32 @@ def evaluate(
         write_json(out, summary)
 
 
+@app.command()
+def overfit(
+    n: int = typer.Option(10, "--n", help="Number of labeled training screenshots to memorise"),
+    steps: int = typer.Option(300, help="Optimiser steps"),
+    model: str = typer.Option("models/tiny-qwen3vl", help="Base model folder or hub id"),
+    learning_rate: float = typer.Option(2e-3),
+    output: Path = typer.Option(Path("models/overfit"), help="Where the run is written"),
+) -> None:
+    """Learnability check: train on N examples until reproduced; report loss and per-field accuracy on them."""
+    from chimera.io import read_parquet
+    from chimera.records import load_records
+    from chimera.training.overfit import overfit as run_overfit
+    from chimera.training.sft import SFTRunConfig
+
+    splits = read_parquet("data/labeled/splits.parquet")
+    labels = load_records("data/labeled/labels")
+    rows = splits[splits.split == "train"].head(n)
+    examples = [(r.id, r.path, labels[r.id]["analysis"]) for r in rows.itertuples()]
+    cfg = SFTRunConfig(base_model=model, output_dir=str(output), max_steps=steps, learning_rate=learning_rate,
+                       per_device_train_batch_size=2, modules_to_save=["lm_head"], logging_steps=10, save_steps=10**9)
+    result = run_overfit(examples, cfg)
+    typer.echo(f"loss {result['first_loss']:.3f} -> {result['final_loss']:.3f} in {result['steps']} steps; "
+               f"schema compliance {result['schema_compliance']:.2f}; mean field accuracy {result['mean_field_accuracy']:.2f}")
+    for field, acc in result["field_accuracy"].items():
+        typer.echo(f"  {field:18s} {acc:.2f}")
+
+
 if __name__ == "__main__":
     app()

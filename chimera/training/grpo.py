@@ -1,0 +1,99 @@
+"""GRPO with trl from an SFT output (or the base model), five weighted reward signals (rewards.py).
+
+The dataset is conversational `prompt` + `image`, with `label` (the label's Analysis JSON) and `p_win`
+columns that trl forwards to the reward functions; trl logs each reward's mean per step.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from chimera.prompts import SYSTEM_PROMPT, USER_PROMPT
+from chimera.training.rewards import REWARDS
+from chimera.training.sft import LANGUAGE_LORA_TARGETS, _dvclive_callback, merge_and_save, peak_memory_mb
+
+
+@dataclass
+class GRPORunConfig:
+    base_model: str
+    output_dir: str
+    max_steps: int = 10
+    learning_rate: float = 5e-5
+    per_device_train_batch_size: int = 4
+    num_generations: int = 4
+    max_completion_length: int = 384
+    temperature: float = 1.0
+    beta: float = 0.0
+    reward_weights: list[float] = field(default_factory=lambda: [0.05, 0.5, 0.1, 0.2, 0.15])
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    target_modules: str | list[str] = LANGUAGE_LORA_TARGETS
+    modules_to_save: list[str] | None = None
+    max_pixels: int = 448 * 252
+    logging_steps: int = 1
+    seed: int = 0
+    dvclive_dir: str | None = None
+    merge: bool = True
+
+
+def grpo_dataset(examples: list[tuple[str, dict, float | None]]):
+    """(image path, label Analysis JSON, p_win) -> prompt/image/label/p_win rows."""
+    from datasets import Dataset
+    from PIL import Image
+
+    return Dataset.from_dict({
+        "prompt": [[{"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
+                    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": USER_PROMPT}]}]
+                   for _ in examples],
+        "image": [Image.open(path).convert("RGB") for path, _, _ in examples],
+        "label": [json.dumps(label) for _, label, _ in examples],
+        "p_win": [p for _, _, p in examples]})
+
+
+def train_grpo(cfg: GRPORunConfig, dataset) -> dict:
+    from peft import LoraConfig, get_peft_model
+    from trl import GRPOConfig, GRPOTrainer
+
+    from chimera.vlm.models import ModelConfig, load_model
+
+    if len(cfg.reward_weights) != len(REWARDS):
+        raise ValueError(f"grpo.reward_weights needs {len(REWARDS)} weights (format, perception, consistency, "
+                         f"strategy, advice), got {cfg.reward_weights}")
+    torch.manual_seed(cfg.seed)
+    model, processor = load_model(ModelConfig(name=cfg.base_model, max_pixels=cfg.max_pixels), for_training=True)
+    on_gpu = torch.cuda.is_available()
+    args = GRPOConfig(
+        output_dir=cfg.output_dir, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.per_device_train_batch_size, num_generations=cfg.num_generations,
+        max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, beta=cfg.beta,
+        reward_weights=cfg.reward_weights, logging_steps=cfg.logging_steps, seed=cfg.seed, bf16=on_gpu,
+        use_cpu=not on_gpu, report_to="none", save_strategy="no", dataloader_num_workers=0)
+    peft_model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                                                  target_modules=cfg.target_modules, modules_to_save=cfg.modules_to_save,
+                                                  task_type="CAUSAL_LM"))
+    trainer = GRPOTrainer(model=peft_model, reward_funcs=REWARDS, args=args, train_dataset=dataset,
+                          processing_class=processor, callbacks=_dvclive_callback(cfg.dvclive_dir))
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    history = trainer.state.log_history
+    rewards = {fn.__name__: [h[f"rewards/{fn.__name__}/mean"] for h in history if f"rewards/{fn.__name__}/mean" in h]
+               for fn in REWARDS}
+    final = Path(cfg.output_dir) / "final_model"
+    trainer.model.save_pretrained(final / "adapter")
+    if cfg.merge:
+        merge_and_save(trainer.model, processor, final / "merged_16bit")
+    summary = {"steps": trainer.state.global_step, "train_seconds": round(seconds, 2),
+               "seconds_per_step": round(seconds / max(1, trainer.state.global_step), 3),
+               "peak_memory_mb": round(peak_memory_mb(), 1),
+               "reward_means": {k: (sum(v) / len(v) if v else None) for k, v in rewards.items()},
+               "reward_first_last": {k: (v[0], v[-1]) if v else None for k, v in rewards.items()},
+               "config": asdict(cfg)}
+    (Path(cfg.output_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

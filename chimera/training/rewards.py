@@ -1,0 +1,145 @@
+"""GRPO reward signals: plain functions of (completions, **row), as trl calls them.
+
+Each returns one float in [0, 1] per completion. Dataset columns reach them as keyword arguments:
+`label` (the label's Analysis as a JSON string) and `p_win` (the demo-trained win probability for the
+player's side, or None). Weights live in params.yaml (`grpo.reward_weights`), in the order of REWARDS.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from chimera.evaluation.metrics import (DEFAULT_TOLERANCES, consistency, extract_facts, fact_holds, normalise,
+                                        text_similarity, winprob_agreement)
+from chimera.schema import GAME_STATE_FIELDS, LIST_FIELDS, NUMERIC_FIELDS, UTILITY, parse_model_output
+
+ACTION_WORDS = re.compile(r"\b(hold|retake|execute|rotate|plant|defuse|push|peek|save|buy|trade|smoke|flash|molly|"
+                          r"molotov|nade|take|hit|fall back|play|wait|group|stack|lurk|cover|anchor)\b", re.I)
+
+
+def _text(completion) -> str:
+    """trl passes conversational completions as [{"role": "assistant", "content": str}]."""
+    if isinstance(completion, list):
+        return "".join(m.get("content", "") if isinstance(m.get("content"), str) else
+                       "".join(p.get("text", "") for p in m.get("content", [])) for m in completion)
+    return str(completion)
+
+
+def _label(value) -> dict | None:
+    if value is None:
+        return None
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _parsed(completions):
+    return [parse_model_output(_text(c)) for c in completions]
+
+
+def format_reward(completions, **row) -> list[float]:
+    """Dense: 1.0 for a valid Analysis; 0.2 for a JSON object + 0.2 per section that validates (max 0.8);
+    0.1 for an opening brace; 0 for prose. Partial credit gives a weak model's samples different rewards."""
+    out = []
+    for completion, result in zip(completions, _parsed(completions)):
+        if result.ok:
+            out.append(1.0)
+        elif result.json_found:
+            out.append(0.2 + 0.2 * sum(result.sections_valid().values()))
+        else:
+            out.append(0.1 if "{" in _text(completion) else 0.0)
+    return out
+
+
+def perception_reward(completions, label=None, **row) -> list[float]:
+    """Share of game_state fields right (numbers within the evaluation tolerances, lists by exact set)."""
+    labels = label if isinstance(label, list) else [label] * len(completions)
+    out = []
+    for result, lab in zip(_parsed(completions), labels):
+        truth = _label(lab)
+        if truth is None:
+            out.append(0.0)
+            continue
+        gs = (result.raw_json or {}).get("game_state") if result.json_found else None
+        if not isinstance(gs, dict):
+            out.append(0.0)
+            continue
+        hits = 0
+        for name in GAME_STATE_FIELDS:
+            try:
+                p, t = normalise(name, gs.get(name)), normalise(name, truth["game_state"].get(name))
+            except (TypeError, AttributeError):
+                continue
+            if name in NUMERIC_FIELDS and isinstance(p, (int, float)) and isinstance(t, (int, float)):
+                hits += abs(p - t) <= DEFAULT_TOLERANCES.get(name, 0)
+            elif name in LIST_FIELDS:
+                hits += sorted(p or []) == sorted(t or [])
+            else:
+                hits += p == t
+        out.append(hits / len(GAME_STATE_FIELDS))
+    return out
+
+
+def consistency_reward(completions, **row) -> list[float]:
+    """Share of the applicable self-consistency rules the output passes (0 when it does not parse)."""
+    out = []
+    for result in _parsed(completions):
+        if not result.ok:
+            out.append(0.0)
+            continue
+        checks = [v for v in consistency(result.analysis.model_dump(mode="json")).values() if v is not None]
+        out.append(sum(checks) / len(checks) if checks else 1.0)
+    return out
+
+
+def strategy_reward(completions, label=None, p_win=None, **row) -> list[float]:
+    """Economy and round importance agree with the label; the stated odds or XvX agree with the state."""
+    labels = label if isinstance(label, list) else [label] * len(completions)
+    p_wins = p_win if isinstance(p_win, list) else [p_win] * len(completions)
+    out = []
+    for result, lab, pw in zip(_parsed(completions), labels, p_wins):
+        truth = _label(lab)
+        if not result.ok or truth is None:
+            out.append(0.0)
+            continue
+        a = result.analysis.model_dump(mode="json")
+        score = 0.35 * (a["analysis"]["economy_assessment"] == truth["analysis"]["economy_assessment"])
+        score += 0.35 * (a["analysis"]["round_importance"] == truth["analysis"]["round_importance"])
+        agrees = winprob_agreement(a, pw)
+        if agrees is None:  # no stated odds: judge the XvX it states, if any
+            numbers = [f for f in extract_facts(a["analysis"]["situation_summary"]) if f[0] == "numbers"]
+            agrees = all(fact_holds(f, truth["game_state"]) for f in numbers) if numbers else False
+        out.append(score + 0.3 * bool(agrees))
+    return out
+
+
+def advice_reward(completions, label=None, **row) -> list[float]:
+    """Actionable and grounded: names an action/site/utility, states true facts, is not the summary again,
+    and is of sensible length."""
+    labels = label if isinstance(label, list) else [label] * len(completions)
+    utility_words = [u.split()[0].lower() for u in UTILITY]
+    out = []
+    for result, lab in zip(_parsed(completions), labels):
+        truth = _label(lab)
+        if not result.ok:
+            out.append(0.0)
+            continue
+        adv = result.analysis.advice
+        action = adv.primary_action
+        text = " ".join([action, adv.reasoning, adv.callout])
+        score = 0.0
+        if ACTION_WORDS.search(action) or re.search(r"\b[AB]\b", action) or any(w in action.lower() for w in utility_words):
+            score += 0.3
+        facts = extract_facts(text)
+        if truth is not None and facts:
+            score += 0.3 * sum(fact_holds(f, truth["game_state"]) for f in facts) / len(facts)
+        elif truth is not None:
+            score += 0.15  # nothing checkable stated: half credit
+        if text_similarity(action, result.analysis.analysis.situation_summary) < 0.6:
+            score += 0.2
+        if 2 <= len(action.split()) <= 20 and len(adv.reasoning.split()) <= 60:
+            score += 0.2
+        out.append(round(score, 4))
+    return out
+
+
+REWARDS = [format_reward, perception_reward, consistency_reward, strategy_reward, advice_reward]

@@ -1,0 +1,217 @@
+"""Supervised fine-tuning with trl + peft LoRA: screenshots -> JSON (visual SFT) and state text -> analysis
+(strategy pretraining, language backbone only). The same code trains the tiny model on CPU and
+Qwen3-VL-8B on a GPU.
+
+Known traps (../shared/notes/tiny-qwen3vl.md): pass the processor yourself (trl would call AutoProcessor,
+which needs torchvision); bf16 is ~4.5x slower on CPU; a random model's frozen lm_head caps what LoRA can
+learn, so the tiny preset also trains lm_head (`modules_to_save`).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from chimera.prompts import SYSTEM_PROMPT, USER_PROMPT
+
+# LoRA on the language model only: the vision tower and merger stay frozen and untouched
+LANGUAGE_LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+@dataclass
+class SFTRunConfig:
+    base_model: str
+    output_dir: str
+    max_steps: int = 60
+    learning_rate: float = 2e-4
+    per_device_train_batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    target_modules: str | list[str] = LANGUAGE_LORA_TARGETS
+    modules_to_save: list[str] | None = None
+    gradient_checkpointing: bool = False
+    max_pixels: int = 448 * 252
+    min_pixels: int = 65536
+    quantization: str | None = None
+    logging_steps: int = 5
+    save_steps: int = 50
+    save_total_limit: int = 2
+    seed: int = 0
+    dvclive_dir: str | None = None
+    merge: bool = True
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------------
+# Datasets (conversational prompt/completion, as trl expects)
+# --------------------------------------------------------------------------------------------------
+
+def screen_dataset(examples: list[tuple[str, dict]]):
+    """(image path, label Analysis JSON) -> prompt/completion/images; trl picks its vision collator."""
+    from datasets import Dataset
+    from PIL import Image
+
+    rows = {"prompt": [], "completion": [], "images": []}
+    for path, analysis in examples:
+        rows["prompt"].append([
+            {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": USER_PROMPT}]}])
+        rows["completion"].append([{"role": "assistant", "content": [
+            {"type": "text", "text": json.dumps(analysis, separators=(",", ":"))}]}])
+        rows["images"].append([Image.open(path).convert("RGB")])
+    return Dataset.from_dict(rows)
+
+
+def text_dataset(examples: list[tuple[str, str]], system_prompt: str):
+    """(prompt text, completion text) -> conversational prompt/completion without images."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({
+        "prompt": [[{"role": "system", "content": system_prompt}, {"role": "user", "content": p}] for p, _ in examples],
+        "completion": [[{"role": "assistant", "content": c}] for _, c in examples]})
+
+
+# --------------------------------------------------------------------------------------------------
+# Model + LoRA + trainer
+# --------------------------------------------------------------------------------------------------
+
+def lora_config(cfg: SFTRunConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=cfg.target_modules, modules_to_save=cfg.modules_to_save, task_type="CAUSAL_LM")
+
+
+def load_for_training(cfg: SFTRunConfig):
+    from chimera.vlm.models import ModelConfig, load_model
+
+    model, processor = load_model(ModelConfig(name=cfg.base_model, quantization=cfg.quantization,
+                                              max_pixels=cfg.max_pixels, min_pixels=cfg.min_pixels), for_training=True)
+    processor.tokenizer.padding_side = "right"  # training pads on the right; generation on the left
+    if cfg.quantization == "4bit":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=cfg.gradient_checkpointing)
+    return model, processor
+
+
+def make_trainer(cfg: SFTRunConfig, model, processor, dataset, max_steps: int | None = None, callbacks=()):
+    from peft import get_peft_model
+    from trl import SFTConfig, SFTTrainer
+
+    on_gpu = torch.cuda.is_available()
+    args = SFTConfig(
+        output_dir=cfg.output_dir, max_steps=max_steps or cfg.max_steps, learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps, logging_steps=cfg.logging_steps,
+        save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit, seed=cfg.seed, data_seed=cfg.seed,
+        bf16=on_gpu, use_cpu=not on_gpu, gradient_checkpointing=cfg.gradient_checkpointing,
+        max_length=None,  # never cut image tokens
+        report_to="none", lr_scheduler_type="cosine", warmup_steps=min(5, (max_steps or cfg.max_steps) // 10),
+        dataloader_num_workers=0, remove_unused_columns=False if "images" in dataset.column_names else True,
+        disable_tqdm=False)
+    peft_model = model if hasattr(model, "peft_config") else get_peft_model(model, lora_config(cfg))
+    return SFTTrainer(model=peft_model, args=args, train_dataset=dataset, processing_class=processor,
+                      callbacks=list(callbacks))
+
+
+def peak_memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _dvclive_callback(path: str | None):
+    if not path:
+        return []
+    from dvclive import Live
+    from transformers.integrations import DVCLiveCallback
+
+    return [DVCLiveCallback(live=Live(dir=path, save_dvc_exp=False, dvcyaml=None), log_model=None)]
+
+
+def train(cfg: SFTRunConfig, dataset, resume: bool = False) -> dict:
+    """Train, save the adapter (final_model/adapter) and a merged 16-bit model (final_model/merged_16bit)."""
+    torch.manual_seed(cfg.seed)
+    model, processor = load_for_training(cfg)
+    trainer = make_trainer(cfg, model, processor, dataset, callbacks=_dvclive_callback(cfg.dvclive_dir))
+    start = time.perf_counter()
+    has_checkpoint = resume and any(Path(cfg.output_dir).glob("checkpoint-*"))
+    result = trainer.train(resume_from_checkpoint=True if has_checkpoint else None)
+    seconds = time.perf_counter() - start
+    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
+    final = Path(cfg.output_dir) / "final_model"
+    trainer.model.save_pretrained(final / "adapter")
+    processor.save_pretrained(final / "adapter")
+    if cfg.merge:
+        merge_and_save(trainer.model, processor, final / "merged_16bit")
+    summary = {"steps": trainer.state.global_step, "train_seconds": round(seconds, 2),
+               "seconds_per_step": round(seconds / max(1, trainer.state.global_step), 4),
+               "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
+               "train_loss": result.training_loss, "peak_memory_mb": round(peak_memory_mb(), 1),
+               "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+               "examples": len(dataset), "resumed": bool(has_checkpoint), "config": cfg.to_json()}
+    (Path(cfg.output_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def merge_and_save(peft_model, processor, path: str | Path, dtype=torch.bfloat16) -> Path:
+    """Fold the LoRA weights in and save a plain 16-bit model the next stage loads like any other."""
+    import copy
+
+    merged = copy.deepcopy(peft_model).merge_and_unload()
+    merged = merged.to(dtype)
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    merged.save_pretrained(tmp)
+    processor.tokenizer.padding_side = "left"
+    processor.save_pretrained(tmp)
+    config_path = tmp / "processor_config.json"
+    if config_path.exists():  # load through the stock class where torchvision exists
+        saved = json.loads(config_path.read_text())
+        saved["processor_class"] = "Qwen3VLProcessor"
+        config_path.write_text(json.dumps(saved, indent=2))
+    if path.exists():
+        import shutil
+
+        shutil.rmtree(path)
+    tmp.rename(path)
+    return path
+
+
+def dry_run(cfg: SFTRunConfig, dataset) -> dict:
+    """Load, run one optimiser step, report peak memory and an estimate for the whole run.
+
+    LoRA training memory does not grow with steps; it grows with sequence length (activations). The estimate
+    scales the activation part of the one-step peak by the longest example over the step's longest.
+    """
+    base = peak_memory_mb()
+    torch.manual_seed(cfg.seed)
+    model, processor = load_for_training(cfg)
+    loaded = peak_memory_mb()
+    trainer = make_trainer(cfg, model, processor, dataset, max_steps=1)
+    start = time.perf_counter()
+    trainer.train()
+    step_seconds = time.perf_counter() - start
+    peak = peak_memory_mb()
+    lengths = [len(processor.tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True))
+               for row in dataset.select(range(min(len(dataset), 64))).remove_columns(
+                   [c for c in dataset.column_names if c == "images"])]
+    step_len = max(lengths[:cfg.per_device_train_batch_size])
+    estimate = loaded + (peak - loaded) * max(lengths) / max(1, step_len)
+    return {"device": "cuda" if torch.cuda.is_available() else "cpu",
+            "memory_kind": "GPU max allocated" if torch.cuda.is_available() else "process peak RSS",
+            "before_load_mb": round(base, 1), "after_load_mb": round(loaded, 1), "one_step_peak_mb": round(peak, 1),
+            "estimated_full_run_mb": round(estimate, 1), "step_seconds": round(step_seconds, 3),
+            "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+            "total_params": sum(p.numel() for p in trainer.model.parameters())}
+

@@ -1,0 +1,22 @@
+"""Stage grpo: GRPO from an SFT output with the five weighted rewards."""
+
+from _common import log, params
+
+from chimera.io import read_parquet, write_json
+from chimera.records import load_records
+from chimera.training.grpo import GRPORunConfig, grpo_dataset, train_grpo
+from chimera.training.settings import lora_settings
+
+p, t, seed = params("grpo"), params("train"), params()["seed"]
+splits = read_parquet("data/labeled/splits.parquet")
+labels = load_records("data/labeled/labels")
+rows = splits[splits.split == "train"].sample(frac=1.0, random_state=seed).head(p["examples"])
+dataset = grpo_dataset([(r.path, labels[r.id]["analysis"], labels[r.id].get("p_win")) for r in rows.itertuples()])
+cfg = GRPORunConfig(base_model=p["base"], output_dir="models/E_grpo", max_steps=p["max_steps"],
+                    learning_rate=p["learning_rate"], per_device_train_batch_size=p["batch_size"],
+                    num_generations=p["num_generations"], max_completion_length=p["max_completion_length"],
+                    temperature=p["temperature"], reward_weights=p["reward_weights"], seed=seed,
+                    dvclive_dir="dvclive/E_grpo", **{**lora_settings(t), "lora_dropout": 0.0})
+summary = train_grpo(cfg, dataset)
+write_json("metrics/train_E_grpo.json", {k: v for k, v in summary.items() if k != "config"})
+log("grpo").info("%d steps; reward means %s", summary["steps"], summary["reward_means"])

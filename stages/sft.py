@@ -1,0 +1,26 @@
+"""Stage sft: visual SFT on N labeled screenshots for one run of the matrix (B, C, D)."""
+
+from _common import log, params
+
+import sys
+
+from chimera.io import read_parquet, write_json
+from chimera.records import load_records
+from chimera.training.settings import lora_settings
+from chimera.training.sft import SFTRunConfig, screen_dataset, train
+
+name = sys.argv[1]
+p, t, seed = params("sft"), params("train"), params()["seed"]
+run = p["runs"][name]
+splits = read_parquet("data/labeled/splits.parquet")
+labels = load_records("data/labeled/labels")
+shots = splits[splits.split == "train"].sample(frac=1.0, random_state=seed).head(run["shots"])
+dataset = screen_dataset([(r.path, labels[r.id]["analysis"]) for r in shots.itertuples()])
+cfg = SFTRunConfig(base_model=run["base"], output_dir=f"models/{name}", max_steps=p["max_steps"],
+                   learning_rate=p["learning_rate"], per_device_train_batch_size=p["batch_size"],
+                   gradient_checkpointing=t["gradient_checkpointing"], seed=seed, dvclive_dir=f"dvclive/{name}",
+                   **lora_settings(t))
+summary = train(cfg, dataset, resume="--resume" in sys.argv)
+write_json(f"metrics/train_{name}.json", {k: v for k, v in summary.items() if k != "config"})
+log("sft").info("%s: %d examples, %d steps, loss %.3f -> %.3f", name, len(dataset), summary["steps"],
+                summary["first_loss"], summary["final_loss"])
