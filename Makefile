@@ -4,6 +4,8 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.chimera-installed
+# Stage commands in dvc.yaml say `python`: it must be the venv's.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 # No CUDA on this machine -> pin the CPU wheel; an unpinned torch pulls gigabytes of CUDA packages.
 TORCH   := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 EXTRAS  := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo dev,gpu || echo dev)

@@ -308,6 +308,46 @@ def evaluate(
 
 
 @app.command()
+def winprob(
+    ct_alive: int = typer.Option(5, min=0, max=5), t_alive: int = typer.Option(5, min=0, max=5),
+    bomb: str = typer.Option("carried", help="carried | dropped | planted | defused | exploded"),
+    time_left: float = typer.Option(60.0, help="Seconds left on the round (or bomb) timer"),
+    ct_equip: int = typer.Option(4000, help="Average equipment value per CT player"),
+    t_equip: int = typer.Option(4000, help="Average equipment value per T player"),
+    ct_score: int = typer.Option(0), t_score: int = typer.Option(0),
+    state: Optional[Path] = typer.Option(None, help="An Analysis or game_state JSON (e.g. from `chimera analyze "
+                                                    "--json`): the HUD's state replaces the options above"),
+    model_path: Path = typer.Option(Path("models/winprob.joblib"), "--model", help="Built by `dvc repro winprob`"),
+) -> None:
+    """P(CT wins the round) from the demo-trained model, for a team-level state or one screenshot's state."""
+    import joblib
+
+    from chimera.demos.winprob import BOMB_STATES, predict_ct_win, snapshot_from_game_state
+    from chimera.schema import GameState
+
+    if not model_path.exists():
+        _fail(f"{model_path}: no win-probability model; build it with `dvc repro winprob`")
+    if bomb not in BOMB_STATES:
+        _fail(f"--bomb must be one of {', '.join(BOMB_STATES)}, not {bomb!r}")
+    model = joblib.load(model_path)
+    if state is not None:
+        try:
+            data = json.loads(state.read_text())
+            game_state = GameState.model_validate(data.get("game_state", data))
+        except (OSError, ValueError) as exc:
+            _fail(f"{state}: not a game_state or Analysis JSON ({exc})")
+        row = snapshot_from_game_state(game_state, time_left_s=time_left)
+    else:
+        row = {"ct_alive": ct_alive, "t_alive": t_alive, "ct_health": 100 * ct_alive, "t_health": 100 * t_alive,
+               "ct_armor": 100 * ct_alive, "t_armor": 100 * t_alive, "ct_equip": ct_equip * ct_alive,
+               "t_equip": t_equip * t_alive, "time_left_s": time_left, "ct_score": ct_score, "t_score": t_score,
+               "bomb_status": bomb, "moment": "post_plant" if bomb == "planted" else "sampled"}
+    p_ct = predict_ct_win(model, row)
+    typer.echo(f"P(CT wins) = {p_ct:.3f}   P(T wins) = {1 - p_ct:.3f}   "
+               f"({row['ct_alive']}v{row['t_alive']} CT v T, bomb {row['bomb_status']}, {row['time_left_s']:.0f}s left)")
+
+
+@app.command()
 def overfit(
     n: int = typer.Option(10, "--n", help="Number of labeled training screenshots to memorise"),
     steps: int = typer.Option(300, help="Optimiser steps"),
@@ -321,6 +361,8 @@ def overfit(
     from chimera.training.overfit import overfit as run_overfit
     from chimera.training.sft import SFTRunConfig
 
+    if not Path("data/labeled/splits.parquet").exists():
+        _fail("data/labeled/splits.parquet: no labeled split yet; run `dvc repro split_screens` first")
     splits = read_parquet("data/labeled/splits.parquet")
     labels = load_records("data/labeled/labels")
     rows = splits[splits.split == "train"].head(n)

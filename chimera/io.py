@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -26,19 +27,26 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write to a temp file beside the target, then rename: a crash never leaves half a file."""
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temp path beside `path` (same suffix, so writers that look at it still work); on success it is
+    renamed over `path`, on failure removed: a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -62,12 +70,9 @@ def write_parquet(path: str | Path, rows: Iterable[dict] | Any, schema: pa.Schem
         table = pa.Table.from_pandas(rows, preserve_index=False, schema=schema)
     else:
         table = pa.Table.from_pylist(list(rows), schema=schema)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return Path(path)
 
 
 def read_parquet(path: str | Path):
@@ -93,12 +98,9 @@ def shared_dir() -> Path:
 def save_joblib(obj: Any, path: str | Path) -> Path:
     import joblib
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    joblib.dump(obj, tmp)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        joblib.dump(obj, tmp)
+    return Path(path)
 
 
 def write_csv(path: str | Path, df) -> Path:
@@ -106,9 +108,6 @@ def write_csv(path: str | Path, df) -> Path:
 
 
 def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=dpi)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    return Path(path)

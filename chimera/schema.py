@@ -284,12 +284,12 @@ def example_analysis() -> Analysis:
             weapon_secondary="USP-S", utility=["Smoke Grenade", "Flashbang"], alive_teammates=3,
             alive_enemies=4, bomb_status="not_visible", site="A", visible_enemies=1),
         analysis=StrategicAnalysis(
-            situation_summary="4v5 on A with a rifle and two grenades; one enemy visible at ramp.",
+            situation_summary="4v4 on A with a rifle and two grenades; one enemy visible at ramp.",
             economy_assessment="full-buy", round_importance="high",
             immediate_threats=["enemy peeking from ramp"], opportunities=["smoke connector to cut rotation"]),
         advice=Advice(
             primary_action="Hold the angle on ramp and flash before re-peeking",
-            reasoning="Down a player, trading from a held angle beats a dry peek.",
+            reasoning="Even numbers: trading from a held angle beats a dry peek.",
             fallback="Fall back to jungle and wait for the rotate",
             callout="One ramp, I'm holding"))
 
@@ -323,6 +323,25 @@ class ParseResult:
                 out[name] = isinstance(part, dict)
             except ValidationError:
                 out[name] = False
+        return out
+
+
+    def game_state_fields(self) -> dict[str, Any]:
+        """The game_state fields that validate one by one, even when the whole object does not: lets the
+        evaluation give per-field credit to output that is JSON but not a valid Analysis."""
+        if self.analysis is not None:
+            return self.analysis.game_state.model_dump(mode="json")
+        part = (self.raw_json or {}).get("game_state")
+        if not isinstance(part, dict):
+            return {}
+        out = {}
+        for key, value in _coerce_section("game_state", part).items():
+            if key not in GameState.model_fields:
+                continue
+            try:
+                out[key] = GameState.model_validate({key: value}).model_dump(mode="json")[key]
+            except ValidationError:
+                continue
         return out
 
 
@@ -404,8 +423,9 @@ def _close_truncated(text: str) -> str:
     return _close_brackets(text)
 
 
-def _close_brackets(text: str) -> str:
-    stack, in_str, esc = [], False, False
+def json_structure(text: str) -> tuple[str, bool]:
+    """The characters of `text` outside JSON strings (escapes respected), and whether a string is left open."""
+    out, in_str, esc = [], False, False
     for ch in text:
         if in_str:
             if esc:
@@ -416,7 +436,29 @@ def _close_brackets(text: str) -> str:
                 in_str = False
         elif ch == '"':
             in_str = True
-        elif ch in "{[":
+        else:
+            out.append(ch)
+    return "".join(out), in_str
+
+
+def json_object_closed(text: str) -> bool:
+    """True once the first top-level {...} in the text is complete (a stopping rule for generation)."""
+    depth, started = 0, False
+    for ch in json_structure(text)[0]:
+        if ch == "{":
+            depth, started = depth + 1, True
+        elif ch == "}" and started:
+            depth -= 1
+            if depth == 0:
+                return True
+    return False
+
+
+def _close_brackets(text: str) -> str:
+    structure, in_str = json_structure(text)
+    stack = []
+    for ch in structure:
+        if ch in "{[":
             stack.append("}" if ch == "{" else "]")
         elif ch in "}]" and stack:
             stack.pop()

@@ -6,11 +6,12 @@ import sys
 from pathlib import Path
 
 import joblib
+import pandas as pd
 
 from chimera.demos.winprob import p_side_wins
-from chimera.evaluation.metrics import evaluate
+from chimera.evaluation.metrics import evaluate, frame_rows
 from chimera.evaluation.plots import write_plots
-from chimera.io import read_parquet, write_json
+from chimera.io import read_parquet, write_csv, write_json
 from chimera.records import load_records
 from chimera.schema import GameState
 
@@ -33,5 +34,6 @@ if p.get("llm_judge"):
     summary["llm_judge"] = judge_predictions(predictions, labels)
 write_json(f"metrics/{name}.json", summary)
 write_plots(summary, scores, Path("plots") / name, name)
+write_csv(f"plots/{name}/frames.csv", pd.DataFrame(frame_rows(scores)))  # per frame, for paired comparisons
 log("evaluate").info("%s: schema compliance %.2f, mean field accuracy %.2f (n=%d)", name,
                      summary["schema_compliance"]["value"], summary["mean_field_accuracy"]["value"], summary["n_frames"])

@@ -1,13 +1,19 @@
-"""Stage sft: visual SFT on N labeled screenshots for one run of the matrix (B, C, D)."""
+"""Stage sft: visual SFT on N labeled screenshots for one run of the matrix (B, C, D).
+
+    python stages/sft.py B_sft100             # what `dvc repro sft@B_sft100` runs
+    python stages/sft.py B_sft100 --resume    # continue from the newest models/B_sft100/checkpoint-*
+    python stages/sft.py B_sft100 --dry-run   # load, one step, print peak memory and the full-run estimate
+"""
 
 from _common import log, params
 
+import json
 import sys
 
 from chimera.io import read_parquet, write_json
 from chimera.records import load_records
 from chimera.training.settings import lora_settings
-from chimera.training.sft import SFTRunConfig, screen_dataset, train
+from chimera.training.sft import SFTRunConfig, dry_run, screen_dataset, train
 
 name = sys.argv[1]
 p, t, seed = params("sft"), params("train"), params()["seed"]
@@ -20,6 +26,10 @@ cfg = SFTRunConfig(base_model=run["base"], output_dir=f"models/{name}", max_step
                    learning_rate=p["learning_rate"], per_device_train_batch_size=p["batch_size"],
                    gradient_checkpointing=t["gradient_checkpointing"], seed=seed, dvclive_dir=f"dvclive/{name}",
                    **lora_settings(t))
+if "--dry-run" in sys.argv:
+    cfg.output_dir, cfg.dvclive_dir = f"models/{name}-dry-run", None
+    print(json.dumps(dry_run(cfg, dataset), indent=2))
+    raise SystemExit(0)
 summary = train(cfg, dataset, resume="--resume" in sys.argv)
 write_json(f"metrics/train_{name}.json", {k: v for k, v in summary.items() if k != "config"})
 log("sft").info("%s: %d examples, %d steps, loss %.3f -> %.3f", name, len(dataset), summary["steps"],

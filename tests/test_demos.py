@@ -141,6 +141,31 @@ def test_winprob_learns_alive_advantage_and_beats_base_rate():
     assert strong > 0.8 > 0.2 > weak
 
 
+def test_winprob_command_answers_for_a_state_and_names_bad_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from chimera.cli import app
+    from chimera.io import save_joblib
+    from chimera.schema import example_analysis
+
+    model = tmp_path / "winprob.joblib"
+    save_joblib(train_winprob(_synthetic_snapshots(), kinds=("logreg",), n_splits=3).model, model)
+    run = CliRunner().invoke
+    strong = run(app, ["winprob", "--ct-alive", "5", "--t-alive", "1", "--model", str(model)])
+    weak = run(app, ["winprob", "--ct-alive", "1", "--t-alive", "5", "--model", str(model)])
+    assert strong.exit_code == 0 and "5v1" in strong.output
+    p = lambda out: float(out.split("P(CT wins) = ")[1].split()[0])  # noqa: E731
+    assert p(strong.output) > 0.8 > 0.2 > p(weak.output)
+    state = tmp_path / "state.json"
+    state.write_text(example_analysis().model_dump_json())
+    assert "4v4" in run(app, ["winprob", "--state", str(state), "--model", str(model)]).output
+    state.write_text("{nope")
+    bad = run(app, ["winprob", "--state", str(state), "--model", str(model)])
+    assert bad.exit_code == 1 and "state.json" in bad.output
+    missing = run(app, ["winprob", "--model", str(tmp_path / "none.joblib")])
+    assert missing.exit_code == 1 and "dvc repro winprob" in missing.output
+
+
 def test_strategy_examples_are_grounded_and_split_by_match():
     snaps = _synthetic_snapshots()
     snaps["p_ct_win"] = 0.5

@@ -58,6 +58,19 @@ def test_invalid_prediction_scores_every_field_as_null():
     assert evaluate({}, {"a": rec("a")})[0]["missing_predictions"] == 1
 
 
+def test_json_that_is_not_a_valid_analysis_earns_per_field_credit():
+    damaged = copy.deepcopy(BASE)
+    damaged["game_state"]["player_health"] = 500  # invalid: the whole object fails validation
+    del damaged["advice"]
+    pred = {"id": "a", "analysis": None, "json_found": True, "raw_text": "Sure: " + __import__("json").dumps(damaged)}
+    summary, scores = evaluate({"a": pred}, {"a": rec("a")})
+    assert summary["schema_compliance"]["value"] == 0.0 and summary["json_validity"]["value"] == 1.0
+    f = summary["fields"]
+    assert f["player_health"]["missed_null"] == 1  # the invalid field counts as no answer
+    assert f["weapon_primary"]["hit"] == 1 and f["player_money"]["hit"] == 1
+    assert scores[0].analysis_hits == {}  # analysis is not scored without a valid object
+
+
 def test_list_f1_for_utility():
     assert list_prf(["Smoke Grenade", "Flashbang"], ["Smoke Grenade", "Flashbang", "Flashbang"]) == pytest.approx((1.0, 2 / 3, 0.8))
     assert list_prf([], []) == (1.0, 1.0, 1.0)

@@ -165,3 +165,31 @@ def test_parser_never_raises_on_damaged_json(analysis, cut, junk):
     text = to_json(analysis)
     result = parse_model_output(text[:cut] + junk + text[cut:cut + 50])
     assert result.ok or result.errors
+
+
+def test_game_state_fields_salvages_what_validates_on_its_own():
+    broken = example_analysis().model_dump(mode="json")
+    broken["game_state"].update(player_health=250, weapon_primary="ak47", player_money="$3,350")
+    del broken["advice"]
+    result = parse_model_output(json.dumps(broken))
+    assert not result.ok
+    fields = result.game_state_fields()
+    assert "player_health" not in fields  # out of range: dropped, not clipped
+    assert fields["weapon_primary"] == "AK-47" and fields["player_money"] == 3350
+    assert fields["map_name"] == "de_mirage"
+    assert parse_model_output("no json here").game_state_fields() == {}
+    assert parse_model_output(to_json(example_analysis())).game_state_fields() == \
+        example_analysis().game_state.model_dump(mode="json")
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(analyses, st.integers(0, 2000))
+def test_salvaged_fields_are_always_valid_game_state_values(analysis, cut):
+    text = to_json(analysis)[:cut]
+    fields = parse_model_output(text).game_state_fields()
+    GameState.model_validate(fields)
+    truth = analysis.game_state.model_dump(mode="json")
+    for key, value in fields.items():
+        complete = f'"{key}":{json.dumps(truth[key], separators=(",", ":"))}' in text
+        # a value written out in full is salvaged exactly; only the one cut mid-way may differ
+        assert value == truth[key] or not complete, (key, value, truth[key])

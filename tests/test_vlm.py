@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from chimera.prompts import SYSTEM_PROMPT, USER_PROMPT
-from chimera.schema import analysis_json_schema, example_analysis, to_json
-from chimera.vlm.backends import LocalBackend, OpenAICompatBackend, json_object_closed
+from chimera.schema import analysis_json_schema, example_analysis, json_object_closed, to_json
+from chimera.vlm.backends import LocalBackend, OpenAICompatBackend
 from chimera.vlm.inference import model_fingerprint, run_inference
 from chimera.vlm.models import ModelConfig, ModelUnavailableError, build_tiny_model, ensure_local, load_model
 from chimera.vlm.probes import normalise_answer

@@ -2,8 +2,9 @@
 
 Null handling, stated once: a prediction of null where the label has a value is a miss (`missed_null`);
 a value where the label is null is a miss (`false_value`); both null is a hit, counted separately
-(`both_null`) so a model cannot look good by answering null everywhere. An invalid prediction (no parsed
-Analysis) scores every field as null.
+(`both_null`) so a model cannot look good by answering null everywhere. A prediction that is JSON but not
+a valid Analysis is scored per field: each game_state field that validates on its own counts, the rest are
+null (so schema compliance and field accuracy are separate questions). Prose scores every field as null.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from difflib import SequenceMatcher
 import numpy as np
 
 from chimera.schema import (GAME_STATE_FIELDS, LIST_FIELDS, NUMERIC_FIELDS, canonical_utility,
-                            canonical_weapon, weapon_kind)
+                            canonical_weapon, parse_model_output, weapon_kind)
 
 DEFAULT_TOLERANCES = {"player_health": 5, "player_armor": 5, "player_money": 100, "team_money_total": 500,
                       "alive_teammates": 0, "alive_enemies": 0, "visible_enemies": 0}
@@ -233,7 +234,10 @@ def score_frame(image_id: str, pred_record: dict | None, label_record: dict, tol
     pred = (pred_record or {}).get("analysis")
     truth = label_record["analysis"]
     score = FrameScore(image_id, slice_info or {}, pred is not None, bool((pred_record or {}).get("json_found", pred is not None)))
-    pgs = (pred or {}).get("game_state") or {}
+    if pred is not None:
+        pgs = pred.get("game_state") or {}
+    else:  # JSON that is not a valid Analysis still earns credit for each field that is valid and right
+        pgs = parse_model_output((pred_record or {}).get("raw_text") or "").game_state_fields()
     tgs = truth["game_state"]
     for name in GAME_STATE_FIELDS:
         p, t = normalise(name, pgs.get(name)), normalise(name, tgs.get(name))
@@ -259,6 +263,26 @@ def score_frame(image_id: str, pred_record: dict | None, label_record: dict, tol
 
 def field_accuracy(scores: list[FrameScore], name: str) -> float:
     return float(np.mean([s.outcomes[name] in ("hit", "both_null") for s in scores])) if scores else float("nan")
+
+
+def frame_rows(scores: list[FrameScore]) -> list[dict]:
+    """One row per frame, for paired comparisons between models on the same frames (the report stage).
+
+    value_accuracy counts only fields the label has a value for, so answering null everywhere earns nothing.
+    """
+    rows = []
+    for s in scores:
+        known = [n for n in GAME_STATE_FIELDS if s.outcomes[n] in ("hit", "missed_null", "wrong")]
+        checks = [v for v in s.consistency.values() if v is not None]
+        rows.append({"id": s.id, "source": s.slice.get("source"), "height": s.slice.get("height"),
+                     "json_found": float(s.json_found), "valid": float(s.valid),
+                     "field_accuracy": float(np.mean([s.outcomes[n] in ("hit", "both_null") for n in GAME_STATE_FIELDS])),
+                     "value_accuracy": float(np.mean([s.outcomes[n] == "hit" for n in known])) if known else np.nan,
+                     "analysis_accuracy": float(np.mean([s.analysis_hits.get(n, 0.0)
+                                                         for n in ("economy_assessment", "round_importance")])),
+                     "consistency": float(np.mean(checks)) if checks else np.nan,
+                     "grounding": s.grounded[0] / s.grounded[1] if s.grounded[1] else np.nan})
+    return rows
 
 
 def bootstrap_ci(values: np.ndarray, n: int = 1000, seed: int = 0, stat=np.mean) -> tuple[float, float]:

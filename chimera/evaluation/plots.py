@@ -61,25 +61,39 @@ def write_plots(summary: dict, scores: list[FrameScore], folder: str | Path, tit
     return written
 
 
-def comparison_plot(summaries: dict[str, dict], path: str | Path) -> Path:
-    """Mean field accuracy, schema compliance and consistency per model, with CIs."""
-    names = list(summaries)
-    metrics = [("schema_compliance", "schema compliance"), ("mean_field_accuracy", "game_state accuracy"),
-               ("consistency_rate", "consistency"), ("grounding", "grounding")]
-    fig, ax = plt.subplots(figsize=(8, 4))
-    width = 0.8 / len(metrics)
-    for k, (key, label) in enumerate(metrics):
-        values = [summaries[n][key]["value"] for n in names]
-        errs = [[max(0, v - summaries[n][key]["ci95"][0]) if v == v else 0 for n, v in zip(names, values)],
-                [max(0, summaries[n][key]["ci95"][1] - v) if v == v else 0 for n, v in zip(names, values)]]
-        ax.bar([i + k * width for i in range(len(names))], [v if v == v else 0 for v in values], width, yerr=errs,
-               label=label, capsize=2)
-    ax.set_xticks([i + width * (len(metrics) - 1) / 2 for i in range(len(names))], names)
-    ax.set(ylim=(0, 1.05), ylabel="rate (95% bootstrap CI)", title="Models A-D on the evaluation frames")
-    ax.legend(fontsize=8, ncol=2)
+def comparison_plot(report: dict, path: str | Path) -> Path:
+    """Left: headline rates per model with 95% CIs. Right: paired differences against each baseline."""
+    models = report["models"]
+    names = list(models)
+    bars = [("value_accuracy", "game_state acc."), ("analysis_accuracy", "economy+importance"),
+            ("consistency", "consistency"), ("grounding", "grounding")]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [3, 2]})
+    width = 0.8 / (len(bars) + 1)
+    left.bar([i for i in range(len(names))], [models[n]["schema_compliance"] for n in names], width,
+             label="schema-valid", color="#999999")
+    for k, (key, label) in enumerate(bars, start=1):
+        values = [models[n][key]["value"] for n in names]
+        shown = [v if v is not None and v == v else 0.0 for v in values]
+        errs = [[v - models[n][key]["ci95"][0] if s else 0 for n, v, s in zip(names, shown, values)],
+                [models[n][key]["ci95"][1] - v if s else 0 for n, v, s in zip(names, shown, values)]]
+        errs = [[e if e == e else 0 for e in side] for side in errs]
+        left.bar([i + k * width for i in range(len(names))], shown, width, yerr=errs, label=label, capsize=2)
+    left.set_xticks([i + width * len(bars) / 2 for i in range(len(names))], names, rotation=15)
+    left.set(ylim=(0, 1.05), ylabel="rate (95% bootstrap CI)", title="Models on the evaluation frames")
+    left.legend(fontsize=8, ncol=3)
+
+    rows = [(f"{c['model']} - {c['baseline']}", key, c[key]) for c in report["comparisons"]
+            for key in ("value_accuracy", "analysis_accuracy") if c[key]["delta"] is not None]
+    for y, (label, key, d) in enumerate(rows):
+        color = "#4c72b0" if key == "value_accuracy" else "#dd8452"
+        right.errorbar(d["delta"], y, xerr=[[d["delta"] - d["ci95"][0]], [d["ci95"][1] - d["delta"]]], fmt="o",
+                       color=color, capsize=3)
+    right.axvline(0, color="grey", lw=1)
+    right.set_yticks(range(len(rows)), [f"{label}\n{'state' if key == 'value_accuracy' else 'economy+imp.'}"
+                                        for label, key, _ in rows], fontsize=7)
+    right.invert_yaxis()
+    right.set(xlabel="paired difference (95% bootstrap CI over frames)", title="Does it help?")
     fig.tight_layout()
     out = save_figure(fig, path)
     plt.close(fig)
     return out
-
-

@@ -15,7 +15,8 @@ import torch
 
 from chimera.prompts import SYSTEM_PROMPT, USER_PROMPT
 from chimera.training.rewards import REWARDS
-from chimera.training.sft import LANGUAGE_LORA_TARGETS, _dvclive_callback, merge_and_save, peak_memory_mb
+from chimera.training.sft import (LANGUAGE_LORA_TARGETS, _dvclive_callback, load_for_training, merge_and_save,
+                                  peak_memory_mb)
 
 
 @dataclass
@@ -36,6 +37,9 @@ class GRPORunConfig:
     target_modules: str | list[str] = LANGUAGE_LORA_TARGETS
     modules_to_save: list[str] | None = None
     max_pixels: int = 448 * 252
+    min_pixels: int = 65536
+    quantization: str | None = None
+    gradient_checkpointing: bool = False
     logging_steps: int = 1
     seed: int = 0
     dvclive_dir: str | None = None
@@ -56,29 +60,29 @@ def grpo_dataset(examples: list[tuple[str, dict, float | None]]):
         "p_win": [p for _, _, p in examples]})
 
 
-def train_grpo(cfg: GRPORunConfig, dataset) -> dict:
+def train_grpo(cfg: GRPORunConfig, dataset, callbacks=()) -> dict:
     from peft import LoraConfig, get_peft_model
     from trl import GRPOConfig, GRPOTrainer
-
-    from chimera.vlm.models import ModelConfig, load_model
 
     if len(cfg.reward_weights) != len(REWARDS):
         raise ValueError(f"grpo.reward_weights needs {len(REWARDS)} weights (format, perception, consistency, "
                          f"strategy, advice), got {cfg.reward_weights}")
     torch.manual_seed(cfg.seed)
-    model, processor = load_model(ModelConfig(name=cfg.base_model, max_pixels=cfg.max_pixels), for_training=True)
+    model, processor = load_for_training(cfg, padding_side="left")
     on_gpu = torch.cuda.is_available()
     args = GRPOConfig(
         output_dir=cfg.output_dir, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.per_device_train_batch_size, num_generations=cfg.num_generations,
         max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, beta=cfg.beta,
         reward_weights=cfg.reward_weights, logging_steps=cfg.logging_steps, seed=cfg.seed, bf16=on_gpu,
-        use_cpu=not on_gpu, report_to="none", save_strategy="no", dataloader_num_workers=0)
+        use_cpu=not on_gpu, gradient_checkpointing=cfg.gradient_checkpointing, report_to="none", save_strategy="no",
+        dataloader_num_workers=0)
     peft_model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                                   target_modules=cfg.target_modules, modules_to_save=cfg.modules_to_save,
                                                   task_type="CAUSAL_LM"))
     trainer = GRPOTrainer(model=peft_model, reward_funcs=REWARDS, args=args, train_dataset=dataset,
-                          processing_class=processor, callbacks=_dvclive_callback(cfg.dvclive_dir))
+                          processing_class=processor,
+                          callbacks=[*_dvclive_callback(cfg.dvclive_dir), *callbacks])
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
@@ -92,6 +96,7 @@ def train_grpo(cfg: GRPORunConfig, dataset) -> dict:
     summary = {"steps": trainer.state.global_step, "train_seconds": round(seconds, 2),
                "seconds_per_step": round(seconds / max(1, trainer.state.global_step), 3),
                "peak_memory_mb": round(peak_memory_mb(), 1),
+               "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
                "reward_means": {k: (sum(v) / len(v) if v else None) for k, v in rewards.items()},
                "reward_first_last": {k: (v[0], v[-1]) if v else None for k, v in rewards.items()},
                "config": asdict(cfg)}

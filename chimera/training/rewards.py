@@ -59,16 +59,13 @@ def perception_reward(completions, label=None, **row) -> list[float]:
         if truth is None:
             out.append(0.0)
             continue
-        gs = (result.raw_json or {}).get("game_state") if result.json_found else None
-        if not isinstance(gs, dict):
+        gs = result.game_state_fields()  # fields valid on their own earn credit even if the whole is not
+        if not gs:
             out.append(0.0)
             continue
         hits = 0
         for name in GAME_STATE_FIELDS:
-            try:
-                p, t = normalise(name, gs.get(name)), normalise(name, truth["game_state"].get(name))
-            except (TypeError, AttributeError):
-                continue
+            p, t = normalise(name, gs.get(name)), normalise(name, truth["game_state"].get(name))
             if name in NUMERIC_FIELDS and isinstance(p, (int, float)) and isinstance(t, (int, float)):
                 hits += abs(p - t) <= DEFAULT_TOLERANCES.get(name, 0)
             elif name in LIST_FIELDS:

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from chimera.prompts import SYSTEM_PROMPT, USER_PROMPT
+from chimera.schema import Analysis, to_json
 
 # LoRA on the language model only: the vision tower and merger stay frozen and untouched
 LANGUAGE_LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
@@ -65,8 +66,9 @@ def screen_dataset(examples: list[tuple[str, dict]]):
         rows["prompt"].append([
             {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
             {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": USER_PROMPT}]}])
+        # the schema's field order (game_state first: read the HUD, then reason), never the stored key order
         rows["completion"].append([{"role": "assistant", "content": [
-            {"type": "text", "text": json.dumps(analysis, separators=(",", ":"))}]}])
+            {"type": "text", "text": to_json(Analysis.model_validate(analysis))}]}])
         rows["images"].append([Image.open(path).convert("RGB")])
     return Dataset.from_dict(rows)
 
@@ -91,12 +93,13 @@ def lora_config(cfg: SFTRunConfig):
                       target_modules=cfg.target_modules, modules_to_save=cfg.modules_to_save, task_type="CAUSAL_LM")
 
 
-def load_for_training(cfg: SFTRunConfig):
+def load_for_training(cfg, padding_side: str = "right"):
+    """Model + processor for a trainer config (SFT or GRPO: both have these fields); 4-bit gets k-bit prep."""
     from chimera.vlm.models import ModelConfig, load_model
 
     model, processor = load_model(ModelConfig(name=cfg.base_model, quantization=cfg.quantization,
                                               max_pixels=cfg.max_pixels, min_pixels=cfg.min_pixels), for_training=True)
-    processor.tokenizer.padding_side = "right"  # training pads on the right; generation on the left
+    processor.tokenizer.padding_side = padding_side  # SFT pads on the right; GRPO generates, so on the left
     if cfg.quantization == "4bit":
         from peft import prepare_model_for_kbit_training
 
@@ -139,14 +142,15 @@ def _dvclive_callback(path: str | None):
     return [DVCLiveCallback(live=Live(dir=path, save_dvc_exp=False, dvcyaml=None), log_model=None)]
 
 
-def train(cfg: SFTRunConfig, dataset, resume: bool = False) -> dict:
+def train(cfg: SFTRunConfig, dataset, resume: bool = False, callbacks=()) -> dict:
     """Train, save the adapter (final_model/adapter) and a merged 16-bit model (final_model/merged_16bit)."""
     torch.manual_seed(cfg.seed)
     model, processor = load_for_training(cfg)
-    trainer = make_trainer(cfg, model, processor, dataset, callbacks=_dvclive_callback(cfg.dvclive_dir))
+    trainer = make_trainer(cfg, model, processor, dataset, callbacks=[*_dvclive_callback(cfg.dvclive_dir), *callbacks])
     start = time.perf_counter()
-    has_checkpoint = resume and any(Path(cfg.output_dir).glob("checkpoint-*"))
-    result = trainer.train(resume_from_checkpoint=True if has_checkpoint else None)
+    checkpoints = sorted(Path(cfg.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    resume_step = int(checkpoints[-1].name.rsplit("-", 1)[1]) if resume and checkpoints else 0
+    result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume_step else None)
     seconds = time.perf_counter() - start
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     final = Path(cfg.output_dir) / "final_model"
@@ -159,7 +163,7 @@ def train(cfg: SFTRunConfig, dataset, resume: bool = False) -> dict:
                "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
                "train_loss": result.training_loss, "peak_memory_mb": round(peak_memory_mb(), 1),
                "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
-               "examples": len(dataset), "resumed": bool(has_checkpoint), "config": cfg.to_json()}
+               "examples": len(dataset), "resumed_from_step": resume_step, "config": cfg.to_json()}
     (Path(cfg.output_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
@@ -168,24 +172,12 @@ def merge_and_save(peft_model, processor, path: str | Path, dtype=torch.bfloat16
     """Fold the LoRA weights in and save a plain 16-bit model the next stage loads like any other."""
     import copy
 
+    from chimera.vlm.models import save_model_folder
+
     merged = copy.deepcopy(peft_model).merge_and_unload()
     merged = merged.to(dtype)
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    merged.save_pretrained(tmp)
-    processor.tokenizer.padding_side = "left"
-    processor.save_pretrained(tmp)
-    config_path = tmp / "processor_config.json"
-    if config_path.exists():  # load through the stock class where torchvision exists
-        saved = json.loads(config_path.read_text())
-        saved["processor_class"] = "Qwen3VLProcessor"
-        config_path.write_text(json.dumps(saved, indent=2))
-    if path.exists():
-        import shutil
-
-        shutil.rmtree(path)
-    tmp.rename(path)
-    return path
+    processor.tokenizer.padding_side = "left"  # the merged model is for generation
+    return save_model_folder(merged, processor, path)
 
 
 def dry_run(cfg: SFTRunConfig, dataset) -> dict:

@@ -22,7 +22,7 @@ from typing import Protocol
 from PIL import Image, UnidentifiedImageError
 
 from chimera.prompts import PROMPT_HASH, SYSTEM_PROMPT, USER_PROMPT, chat_messages
-from chimera.schema import ParseResult, analysis_json_schema, parse_model_output
+from chimera.schema import ParseResult, analysis_json_schema, json_object_closed, parse_model_output
 
 
 @dataclass
@@ -69,29 +69,6 @@ def _load_all(images) -> tuple[list[tuple[str, Image.Image]], list[Prediction]]:
         except (OSError, ValueError, UnidentifiedImageError) as exc:
             failed.append(Prediction(image_id, error=f"unreadable image: {type(exc).__name__}: {exc}"))
     return good, failed
-
-
-def json_object_closed(text: str) -> bool:
-    """True once the first top-level {...} in the text is complete (strings and escapes respected)."""
-    depth, in_str, esc, started = 0, False, False, False
-    for ch in text:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch == "{":
-            depth += 1
-            started = True
-        elif ch == "}" and started:
-            depth -= 1
-            if depth == 0:
-                return True
-    return False
 
 
 class LocalBackend:

@@ -147,18 +147,25 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, vocab_size: int = 2000)
                                             image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
     processor = _image_only_processor_class()(image_processor=image_processor, tokenizer=tokenizer,
                                               chat_template=template)
+    return save_model_folder(model, processor, out_dir)
+
+
+def save_model_folder(model, processor, out_dir: str | Path) -> Path:
+    """Save model + processor into a temp folder, then swap it in: a crash never leaves half a model."""
+    import shutil
+
+    out_dir = Path(out_dir)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
     processor.save_pretrained(tmp)
     # record the stock class: with torchvision (GPU machines) AutoProcessor then builds the real processor
     config_path = tmp / "processor_config.json"
-    saved = json.loads(config_path.read_text())
-    saved["processor_class"] = "Qwen3VLProcessor"
-    config_path.write_text(json.dumps(saved, indent=2))
-    if out_dir.exists():
-        import shutil
-
-        shutil.rmtree(out_dir)
+    if config_path.exists():
+        saved = json.loads(config_path.read_text())
+        saved["processor_class"] = "Qwen3VLProcessor"
+        config_path.write_text(json.dumps(saved, indent=2))
+    shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
     return out_dir
 

@@ -1,0 +1,78 @@
+"""End to end: the whole DVC pipeline on a copy of the project with small params, offline; then a no-op repro.
+
+Slow (minutes): every stage runs as its own process, as `make repro` runs it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+SMALL_PARAMS = {
+    ("synthetic", "n_frames"): 36,
+    ("video", "synthetic_clip", "seconds"): 4,
+    ("split", "train"): 16, ("split", "val"): 4, ("split", "eval"): 8,
+    ("pretrain_strategy", "max_steps"): 3, ("pretrain_strategy", "max_examples"): 24,
+    ("pretrain_strategy", "batch_size"): 4,
+    ("sft", "max_steps"): 3, ("sft", "batch_size"): 2,
+    ("grpo", "max_steps"): 1, ("grpo", "examples"): 4, ("grpo", "batch_size"): 2, ("grpo", "num_generations"): 2,
+    ("grpo", "max_completion_length"): 16,
+    ("infer", "max_new_tokens"): 24,
+}
+
+
+def copy_project(dest: Path) -> None:
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split("\n")
+    for name in filter(None, files):
+        src = ROOT / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_bytes(src.read_bytes())
+
+
+@pytest.mark.slow
+def test_dvc_repro_runs_every_stage_offline_and_a_second_repro_is_a_noop(tmp_path, shared):
+    work = tmp_path / "work"
+    repo = work / "chimera"
+    repo.mkdir(parents=True)
+    (work / "shared").symlink_to(shared)  # params say ../shared, as in a real checkout
+    copy_project(repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for keys, value in SMALL_PARAMS.items():
+        node = params
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+    params["sft"]["runs"]["D_pretrain_sft20"]["shots"] = 6
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "ANTHROPIC_API_KEY": ""}
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=repo, check=True, env=env)
+    (repo / "dvc.lock").unlink(missing_ok=True)
+
+    dvc = [sys.executable, "-m", "dvc"]
+    done = subprocess.run(dvc + ["repro"], cwd=repo, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+    report = json.loads((repo / "metrics" / "report.json").read_text())
+    assert set(report["models"]) == {"A_zeroshot", "B_sft100", "C_pretrain_sft100", "D_pretrain_sft20", "E_grpo"}
+    assert all(m["n_frames"] == 8 for m in report["models"].values())
+    assert (repo / "plots" / "comparison.png").stat().st_size > 10_000
+    assert (repo / "models" / "C_pretrain_sft100" / "final_model" / "merged_16bit" / "config.json").exists()
+    assert (repo / "dvclive" / "B_sft100" / "metrics.json").exists()
+    strategy = json.loads((repo / "metrics" / "winprob.json").read_text())
+    assert strategy["beats_baseline"]
+
+    status = subprocess.run(dvc + ["status"], cwd=repo, env=env, capture_output=True, text=True, check=True).stdout
+    assert "up to date" in status, status
+    shown = subprocess.run(dvc + ["metrics", "show", "--json"], cwd=repo, env=env, capture_output=True, text=True,
+                           check=True).stdout
+    assert "report.json" in shown and "winprob.json" in shown

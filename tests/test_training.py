@@ -1,0 +1,227 @@
+"""Training on the tiny Qwen3-VL (random weights, local tokenizer): LoRA wiring, frozen vision, resume, the
+merged export, GRPO reward logging, every reward on hand-made completions, and the overfit check."""
+
+import json
+import random
+
+import pytest
+import torch
+
+from chimera.labeling.truth import truth_label
+from chimera.schema import Analysis, example_analysis, to_json
+from chimera.screens.hud import Style, extras_dict, png_bytes, render_frame, sample_state
+from chimera.training.grpo import GRPORunConfig, grpo_dataset, train_grpo
+from chimera.training.overfit import overfit
+from chimera.training.rewards import (REWARDS, advice_reward, consistency_reward, format_reward, perception_reward,
+                                      strategy_reward)
+from chimera.training.sft import (SFTRunConfig, dry_run, load_for_training, make_trainer, screen_dataset, text_dataset,
+                                  train)
+from chimera.vlm.backends import LocalBackend
+from chimera.vlm.models import ModelConfig, build_tiny_model, load_model
+
+SMALL = {"max_pixels": 128 * 128, "min_pixels": 32 * 32}  # ~16 image tokens: fast on CPU
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return str(build_tiny_model(tmp_path_factory.mktemp("models") / "tiny"))
+
+
+@pytest.fixture(scope="module")
+def screens(tmp_path_factory):
+    """Four rendered 256x144 frames with their exact truth labels."""
+    folder = tmp_path_factory.mktemp("screens")
+    out = []
+    for seed in range(4):
+        state, extras = sample_state(random.Random(seed))
+        image, _ = render_frame(state, extras, Style(width=256, height=144, seed=seed))
+        path = folder / f"{seed}.png"
+        path.write_bytes(png_bytes(image))
+        record = truth_label(f"id{seed}", state.model_dump_json(), extras_dict(extras))
+        out.append((f"id{seed}", str(path), record["analysis"]))
+    return out
+
+
+def cfg(tiny, tmp_path, **kw):
+    settings = {"per_device_train_batch_size": 2, "learning_rate": 2e-3, "logging_steps": 1,
+                "modules_to_save": ["lm_head"], **SMALL, **kw}
+    return SFTRunConfig(base_model=tiny, output_dir=str(tmp_path / "run"), **settings)
+
+
+# --------------------------------------------------------------------------------------------------
+# LoRA wiring
+# --------------------------------------------------------------------------------------------------
+
+def test_only_lora_and_lm_head_are_trainable(tiny, tmp_path, screens):
+    c = cfg(tiny, tmp_path)
+    model, processor = load_for_training(c)
+    trainer = make_trainer(c, model, processor, screen_dataset([(p, a) for _, p, a in screens]))
+    trainable = [n for n, p in trainer.model.named_parameters() if p.requires_grad]
+    assert trainable, "nothing to train"
+    for name in trainable:
+        assert "lora_" in name or "lm_head.modules_to_save" in name, name
+        assert "visual" not in name, f"vision tower must stay frozen: {name}"
+    # every language projection got an adapter, and nothing in the vision tower did
+    lora_modules = {n.rsplit(".lora_", 1)[0] for n in trainable if "lora_" in n}
+    layers = model.config.text_config.num_hidden_layers
+    assert len(lora_modules) == 7 * layers
+    assert all("language_model" in m for m in lora_modules)
+
+
+def test_text_pretraining_leaves_vision_bit_identical_and_merged_model_generates(tiny, tmp_path, screens):
+    before, _ = load_model(ModelConfig(name=tiny))
+    vision_before = {k: v.clone() for k, v in before.state_dict().items() if ".visual." in f".{k}"}
+    assert vision_before, "the tiny model should have a vision tower"
+    examples = [(f"CT 3 alive vs T 2 alive, bomb planted A. Round {i}.", '{"economy_assessment": "full-buy"}')
+                for i in range(8)]
+    summary = train(cfg(tiny, tmp_path, max_steps=4), text_dataset(examples, "You are a CS2 analyst."))
+    assert summary["steps"] == 4 and summary["final_loss"] < summary["first_loss"]
+
+    merged_path = tmp_path / "run" / "final_model" / "merged_16bit"
+    merged, processor = load_model(ModelConfig(name=str(merged_path), **SMALL))
+    after = merged.state_dict()
+    for key, value in vision_before.items():
+        # the export is bf16: the frozen tower must equal the original cast to bf16, bit for bit
+        assert torch.equal(after[key].to(torch.bfloat16), value.to(torch.bfloat16)), key
+    language = [k for k in after if "language_model" in k and k.endswith("q_proj.weight")]
+    assert any(not torch.equal(after[k].float(), before.state_dict()[k].to(torch.bfloat16).float()) for k in language), \
+        "the merged language model should differ from the base after training"
+    adapter = json.loads((tmp_path / "run" / "final_model" / "adapter" / "adapter_config.json").read_text())
+    assert adapter["r"] == 16
+
+    # the merged export loads through the same path as any model and generates
+    prediction = LocalBackend(merged, processor, "merged", max_new_tokens=8).analyze([screens[0][:2]])[0]
+    assert prediction.error is None and prediction.raw_text
+
+
+def test_resume_continues_from_the_saved_step(tiny, tmp_path, screens):
+    data = screen_dataset([(p, a) for _, p, a in screens])
+    first = train(cfg(tiny, tmp_path, max_steps=2, save_steps=2, merge=False), data)
+    assert first["steps"] == 2 and (tmp_path / "run" / "checkpoint-2").exists()
+    second = train(cfg(tiny, tmp_path, max_steps=4, save_steps=2, merge=False), data, resume=True)
+    assert second["resumed_from_step"] == 2 and second["steps"] == 4
+    state = json.loads((tmp_path / "run" / "checkpoint-4" / "trainer_state.json").read_text())
+    logged = [h for h in state["log_history"] if "loss" in h]
+    assert [h["step"] for h in logged] == [1, 2, 3, 4]
+    first_state = json.loads((tmp_path / "run" / "checkpoint-2" / "trainer_state.json").read_text())
+    # steps 1-2 come from the checkpoint, not from a fresh start
+    assert logged[:2] == [h for h in first_state["log_history"] if "loss" in h]
+
+
+def test_dry_run_reports_memory_and_an_estimate(tiny, tmp_path, screens):
+    report = dry_run(cfg(tiny, tmp_path), screen_dataset([(p, a) for _, p, a in screens]))
+    assert report["device"] == "cpu" and report["memory_kind"] == "process peak RSS"
+    assert report["one_step_peak_mb"] >= report["after_load_mb"] > 0
+    assert report["estimated_full_run_mb"] >= report["after_load_mb"]
+    assert 0 < report["trainable_params"] < report["total_params"]
+
+
+# --------------------------------------------------------------------------------------------------
+# GRPO
+# --------------------------------------------------------------------------------------------------
+
+def test_grpo_runs_and_logs_every_reward(tiny, tmp_path, screens):
+    dataset = grpo_dataset([(p, a, 0.6) for _, p, a in screens])
+    c = GRPORunConfig(base_model=tiny, output_dir=str(tmp_path / "grpo"), max_steps=1, per_device_train_batch_size=2,
+                      num_generations=2, max_completion_length=12, max_pixels=SMALL["max_pixels"])
+    summary = train_grpo(c, dataset)
+    assert summary["steps"] == 1
+    assert set(summary["reward_means"]) == {fn.__name__ for fn in REWARDS}
+    assert all(v is not None and 0.0 <= v <= 1.0 for v in summary["reward_means"].values())
+    assert (tmp_path / "grpo" / "final_model" / "merged_16bit" / "config.json").exists()
+
+
+def test_grpo_rejects_a_wrong_number_of_weights(tiny, tmp_path):
+    with pytest.raises(ValueError, match="5 weights"):
+        train_grpo(GRPORunConfig(base_model=tiny, output_dir=str(tmp_path), reward_weights=[1.0]), None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rewards on hand-made completions
+# --------------------------------------------------------------------------------------------------
+
+LABEL = example_analysis().model_dump(mode="json")
+
+
+def completion(analysis: dict | str) -> list[dict]:
+    text = analysis if isinstance(analysis, str) else json.dumps(analysis)
+    return [{"role": "assistant", "content": text}]
+
+
+def edited(**changes) -> dict:
+    out = json.loads(json.dumps(LABEL))
+    for path, value in changes.items():
+        section, name = path.split("__")
+        out[section][name] = value
+    return out
+
+
+def test_format_reward_is_dense():
+    broken_state = edited(game_state__player_health="lots")
+    scores = format_reward([completion(LABEL), completion(broken_state), completion("{ oops"), completion("no json")])
+    assert scores[0] == 1.0
+    assert scores[1] == pytest.approx(0.2 + 0.2 * 2)  # analysis and advice valid, game_state not
+    assert scores[2] == pytest.approx(0.1) and scores[3] == 0.0
+    assert format_reward([completion("```json\n" + to_json(example_analysis()) + "\n```")]) == [1.0]
+
+
+def test_perception_reward_counts_fields_within_tolerance():
+    label = json.dumps(LABEL)
+    n = 15  # game_state fields
+    perfect, near, wrong = perception_reward(
+        [completion(LABEL), completion(edited(game_state__player_health=LABEL["game_state"]["player_health"] - 3)),
+         completion(edited(game_state__player_health=5, game_state__weapon_primary="Nova"))], label=[label] * 3)
+    assert perfect == 1.0 and near == 1.0  # health within +-5
+    assert wrong == pytest.approx((n - 2) / n)
+    # aliases are normalised, as in the evaluation
+    alias = edited(game_state__weapon_primary="m4a1_silencer") if LABEL["game_state"]["weapon_primary"] == "M4A1-S" else LABEL
+    assert perception_reward([completion(alias)], label=label) == [1.0]
+    assert perception_reward([completion("prose")], label=label) == [0.0]
+    assert perception_reward([completion(LABEL)], label=None) == [0.0]
+
+
+def test_consistency_reward_penalises_self_contradiction():
+    rich_eco = edited(game_state__player_money=16000, analysis__economy_assessment="eco")
+    good, bad = consistency_reward([completion(LABEL), completion(rich_eco)])
+    assert good == 1.0 and bad < good
+
+
+def test_strategy_reward_checks_economy_importance_and_odds():
+    label = json.dumps(LABEL)
+    a = LABEL["analysis"]
+    other_eco = next(e for e in ("eco", "full-buy") if e != a["economy_assessment"])
+    other_imp = next(i for i in ("low", "critical") if i != a["round_importance"])
+    both_wrong = edited(analysis__economy_assessment=other_eco, analysis__round_importance=other_imp)
+    right, wrong = strategy_reward([completion(LABEL), completion(both_wrong)], label=[label] * 2, p_win=[None] * 2)
+    assert right - wrong == pytest.approx(0.7)
+    assert strategy_reward([completion("nope")], label=label) == [0.0]
+
+
+def test_advice_reward_wants_grounded_actionable_advice():
+    label = json.dumps(LABEL)
+    summary = LABEL["analysis"]["situation_summary"]
+    copied = edited(advice__primary_action=summary)
+    vague = edited(advice__primary_action="ok", advice__reasoning="because", advice__callout="")
+    good, copy, bad = advice_reward([completion(LABEL), completion(copied), completion(vague)], label=[label] * 3)
+    assert good > copy and good > bad
+    assert good >= 0.7
+    assert advice_reward([completion("not json")], label=label) == [0.0]
+
+
+# --------------------------------------------------------------------------------------------------
+# Learnability
+# --------------------------------------------------------------------------------------------------
+
+def test_overfit_loss_falls_well_below_its_start(tiny, tmp_path, screens):
+    c = cfg(tiny, tmp_path, max_steps=40, logging_steps=5, save_steps=10**9)
+    result = overfit(screens[:2], c, max_new_tokens=32)
+    assert result["final_loss"] < 0.5 * result["first_loss"], result
+    assert set(result["field_accuracy"]) >= {"player_health", "weapon_primary"}
+
+
+def test_sft_targets_follow_the_schema_order_not_the_stored_key_order(screens):
+    _, path, label = screens[0]
+    stored = dict(sorted(label.items()))  # records are written with sorted keys: advice, analysis, game_state
+    text = screen_dataset([(path, stored)])[0]["completion"][0]["content"][0]["text"]
+    assert text.index('"game_state"') < text.index('"analysis"') < text.index('"advice"')
+    assert json.loads(text) == json.loads(to_json(Analysis.model_validate(label)))
