@@ -130,11 +130,13 @@ def worker(args) -> dict:
         cfg = SFTRunConfig(output_dir=str(folder / "sft-out"), save_steps=10**9, **common)
         summary = train(cfg, screen_dataset(data), callbacks=[StepTimer()])
     else:
+        # trl counts completions in the batch: it must hold whole groups of `generations`
+        common["per_device_train_batch_size"] = args.batch * args.generations
         cfg = GRPORunConfig(output_dir=str(folder / "grpo-out"), num_generations=args.generations,
                             max_completion_length=args.completion_tokens, **common)
         summary = train_grpo(cfg, grpo_dataset([(p, a, None) for p, a in data]), callbacks=[StepTimer()])
     steady = sorted(timings[1:]) or timings
-    return {"kind": args.kind, "arch": args.arch, "quant": args.quant, "batch": args.batch,
+    return {"kind": args.kind, "arch": args.arch, "quant": args.quant, "batch": common["per_device_train_batch_size"],
             "image": f"{args.width}x{args.height} (max_pixels {args.max_pixels})",
             "steps_timed": len(steady), "median_step_s": round(steady[len(steady) // 2], 3),
             "peak_memory_mb": summary["peak_memory_mb"],
@@ -203,14 +205,15 @@ def main() -> None:
     device = torch.cuda.get_device_name(0) if on_gpu else f"CPU ({platform.machine()}, {len(os.sched_getaffinity(0))} cores)"
     print(json.dumps({"device": device, "parameters": params, "results": results}, indent=2))
     print(f"\n{device}; {args.arch}" + (f" ({params / 1e9:.2f}B parameters)" if params else ""))
-    print("| trainer | weights | batch | image | s/step (median) | peak memory MB | trainable params |")
+    print("| trainer | weights | batch (sequences) | image | s/step (median) | peak memory MB | trainable params |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
         if "error" in r:
             print(f"| {r['kind']} | {r['quant']} | failed: {r['error'].strip().splitlines()[-1][:120]} |")
             continue
         extra = f", {r['generations']}x{r['completion_tokens']} tok" if r["kind"] == "grpo" else ""
-        print(f"| {r['kind']}{extra} | {'bf16' if on_gpu and r['quant'] == 'none' else 'fp32' if r['quant'] == 'none' else r['quant']} "
+        weights = r["quant"] if r["quant"] != "none" else "bf16" if on_gpu else "fp32"
+        print(f"| {r['kind']}{extra} | {weights} "
               f"| {r['batch']} | {r['image']} | {r['median_step_s']} | {r['peak_memory_mb']} | {r['trainable_params']:,} |")
     if args.out:
         Path(args.out).write_text(json.dumps({"device": device, "parameters": params, "results": results}, indent=2))
