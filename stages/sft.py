@@ -22,7 +22,7 @@ splits = read_parquet("data/labeled/splits.parquet")
 labels = load_records("data/labeled/labels")
 shots = splits[splits.split == "train"].sample(frac=1.0, random_state=seed).head(run["shots"])
 dataset = screen_dataset([(r.path, labels[r.id]["analysis"]) for r in shots.itertuples()])
-cfg = SFTRunConfig(base_model=run["base"], output_dir=f"models/{name}", max_steps=p["max_steps"],
+cfg = SFTRunConfig(base_model=run["base"], output_dir=f"models/{name}", max_steps=run.get("max_steps", p["max_steps"]),
                    learning_rate=p["learning_rate"], per_device_train_batch_size=p["batch_size"],
                    gradient_checkpointing=t["gradient_checkpointing"], seed=seed, dvclive_dir=f"dvclive/{name}",
                    **lora_settings(t))
