@@ -179,3 +179,33 @@ def test_llm_judge_is_skipped_offline_and_uses_the_rubric_online(monkeypatch):
     client = anthropic.Anthropic(api_key="k", http_client=httpx2.Client(transport=httpx2.MockTransport(handler)))
     result = judge_predictions({"a": rec("a"), "b": rec("b")}, {"a": rec("a"), "b": rec("b")}, client=client)
     assert (result["n"], result["grounding"], result["soundness"], result["actionability"]) == (2, 4, 3, 5)
+
+
+def test_report_pairs_models_frame_by_frame():
+    import pandas as pd
+
+    from chimera.evaluation.report import build_report, markdown, paired_delta
+
+    ids = [f"f{i}" for i in range(30)]
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.2, 0.6, 30)
+
+    def frames(shift):
+        return pd.DataFrame({"id": ids, "json_found": 1.0, "valid": 1.0, "value_accuracy": base + shift,
+                             "analysis_accuracy": base, "consistency": np.nan, "grounding": 0.5}).set_index("id")
+
+    # a constant per-frame gain is detected even though the models' own CIs overlap widely
+    d = paired_delta(frames(0.05).value_accuracy, frames(0.0).value_accuracy)
+    assert d["delta"] == pytest.approx(0.05) and d["ci95"] == pytest.approx([0.05, 0.05]) and d["verdict"] == "better"
+    same = paired_delta(frames(0.0).analysis_accuracy, frames(0.0).analysis_accuracy)
+    assert same["verdict"] == "no detectable difference"
+    assert paired_delta(frames(0).consistency, frames(0).consistency)["n"] == 0  # all-NaN: no frames to compare
+    assert paired_delta(frames(0).value_accuracy.iloc[:10], frames(0).value_accuracy.iloc[10:])["n"] == 0
+
+    summaries = {m: {"n_frames": 30, "json_validity": {"value": 1.0}, "schema_compliance": {"value": 1.0},
+                     "mean_field_accuracy": {"value": 0.4}} for m in ("B", "C")}
+    report = build_report(summaries, {"B": frames(0.0), "C": frames(0.05)}, [["C", "B"], ["C", "missing"]],
+                          {"C": {"first_loss": 6.0, "final_loss": 1.0}})
+    assert len(report["comparisons"]) == 1 and report["comparisons"][0]["value_accuracy"]["verdict"] == "better"
+    table = markdown(report)
+    assert "| C vs B |" in table and "+5 pts [+5, +5] (n=30)" in table and "6.00 -> 1.00" in table
