@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import sys
@@ -54,7 +55,7 @@ def main() -> None:
     rounds = sum(len(m.rounds) for m in matches)
     frame_rows = sum(len(m.frames) for m in matches)
     result = {
-        "machine": f"{platform.processor() or platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores",
+        "machine": f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores",
         "sources": len(zips) + len(dems), "failed_cleanly": failed, "rounds": rounds, "frame_rows": frame_rows,
         "parse_s": round(parse_s, 2), "parse_s_per_source": round(parse_s / max(1, len(zips) + len(dems)), 3),
         "parse_frame_rows_per_s": round(frame_rows / parse_s),

@@ -23,6 +23,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,12 +120,12 @@ def worker(args) -> dict:
         def on_step_begin(self, *a, **k):
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
-            self.t = __import__("time").perf_counter()
+            self.t = time.perf_counter()
 
         def on_step_end(self, *a, **k):
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
-            timings.append(__import__("time").perf_counter() - self.t)
+            timings.append(time.perf_counter() - self.t)
 
     if args.kind == "sft":
         cfg = SFTRunConfig(output_dir=str(folder / "sft-out"), save_steps=10**9, **common)

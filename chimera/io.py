@@ -19,14 +19,6 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @contextmanager
 def atomic_path(path: str | Path):
     """Yield a temp path beside `path` (same suffix, so writers that look at it still work); on success it is
@@ -87,15 +79,6 @@ def read_parquet(path: str | Path):
 def load_params(path: str | Path = "params.yaml") -> dict:
     with open(path) as fh:
         return yaml.safe_load(fh) or {}
-
-
-def shared_dir() -> Path:
-    """The read-only ../shared beside the checkout (CHIMERA_SHARED overrides)."""
-    env = os.environ.get("CHIMERA_SHARED")
-    if env:
-        return Path(env)
-    here = Path(__file__).resolve().parent.parent
-    return (here.parent / "shared").resolve()
 
 
 def save_joblib(obj: Any, path: str | Path) -> Path:

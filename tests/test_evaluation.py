@@ -1,6 +1,7 @@
 """Every metric on hand-built prediction/label pairs."""
 
 import copy
+import json
 
 import httpx2
 import numpy as np
@@ -62,7 +63,7 @@ def test_json_that_is_not_a_valid_analysis_earns_per_field_credit():
     damaged = copy.deepcopy(BASE)
     damaged["game_state"]["player_health"] = 500  # invalid: the whole object fails validation
     del damaged["advice"]
-    pred = {"id": "a", "analysis": None, "json_found": True, "raw_text": "Sure: " + __import__("json").dumps(damaged)}
+    pred = {"id": "a", "analysis": None, "json_found": True, "raw_text": "Sure: " + json.dumps(damaged)}
     summary, scores = evaluate({"a": pred}, {"a": rec("a")})
     assert summary["schema_compliance"]["value"] == 0.0 and summary["json_validity"]["value"] == 1.0
     f = summary["fields"]

@@ -8,7 +8,7 @@ from PIL import Image
 
 from chimera.schema import WEAPONS, GameState
 from chimera.screens.frames import save_frame, write_manifest
-from chimera.screens.hud import FONTS, Style, png_bytes, render_frame, sample_state, sample_style
+from chimera.screens.hud import FONTS, png_bytes, render_frame, sample_state, sample_style
 from chimera.screens.video import VideoError, dhash, download_video, extract_frames, hamming, iter_frames, render_clip, truth_at
 
 

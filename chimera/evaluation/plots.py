@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from chimera.evaluation.metrics import FrameScore, confusion  # noqa: E402
@@ -69,15 +70,14 @@ def comparison_plot(report: dict, path: str | Path) -> Path:
             ("consistency", "consistency"), ("grounding", "grounding")]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [3, 2]})
     width = 0.8 / (len(bars) + 1)
-    left.bar([i for i in range(len(names))], [models[n]["schema_compliance"] for n in names], width,
-             label="schema-valid", color="#999999")
+    left.bar(range(len(names)), [models[n]["schema_compliance"] for n in names], width, label="schema-valid",
+             color="#999999")
     for k, (key, label) in enumerate(bars, start=1):
-        values = [models[n][key]["value"] for n in names]
-        shown = [v if v is not None and v == v else 0.0 for v in values]
-        errs = [[v - models[n][key]["ci95"][0] if s else 0 for n, v, s in zip(names, shown, values)],
-                [models[n][key]["ci95"][1] - v if s else 0 for n, v, s in zip(names, shown, values)]]
-        errs = [[e if e == e else 0 for e in side] for side in errs]
-        left.bar([i + k * width for i in range(len(names))], shown, width, yerr=errs, label=label, capsize=2)
+        values = np.array([models[n][key]["value"] for n in names], dtype=float)  # None (nothing to score) -> nan
+        ci = np.array([models[n][key]["ci95"] for n in names], dtype=float)
+        errs = np.nan_to_num(np.abs([values - ci[:, 0], ci[:, 1] - values]))
+        left.bar([i + k * width for i in range(len(names))], np.nan_to_num(values), width, yerr=errs, label=label,
+                 capsize=2)
     left.set_xticks([i + width * len(bars) / 2 for i in range(len(names))], names, rotation=15)
     left.set(ylim=(0, 1.05), ylabel="rate (95% bootstrap CI)", title="Models on the evaluation frames")
     left.legend(fontsize=8, ncol=3)

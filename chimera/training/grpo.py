@@ -15,7 +15,7 @@ import torch
 
 from chimera.prompts import SYSTEM_PROMPT, USER_PROMPT
 from chimera.training.rewards import REWARDS
-from chimera.training.sft import (LANGUAGE_LORA_TARGETS, _dvclive_callback, load_for_training, merge_and_save,
+from chimera.training.sft import (LANGUAGE_LORA_TARGETS, dvclive_callbacks, load_for_training, merge_and_save,
                                   peak_memory_mb)
 
 
@@ -82,7 +82,7 @@ def train_grpo(cfg: GRPORunConfig, dataset, callbacks=()) -> dict:
                                                   task_type="CAUSAL_LM"))
     trainer = GRPOTrainer(model=peft_model, reward_funcs=REWARDS, args=args, train_dataset=dataset,
                           processing_class=processor,
-                          callbacks=[*_dvclive_callback(cfg.dvclive_dir), *callbacks])
+                          callbacks=[*dvclive_callbacks(cfg.dvclive_dir), *callbacks])
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import re
 
-from chimera.evaluation.metrics import (DEFAULT_TOLERANCES, consistency, extract_facts, fact_holds, normalise,
+from chimera.evaluation.metrics import (DEFAULT_TOLERANCES, consistency, extract_facts, fact_holds, score_frame,
                                         text_similarity, winprob_agreement)
-from chimera.schema import GAME_STATE_FIELDS, LIST_FIELDS, NUMERIC_FIELDS, UTILITY, parse_model_output
+from chimera.schema import GAME_STATE_FIELDS, UTILITY, parse_model_output
 
 ACTION_WORDS = re.compile(r"\b(hold|retake|execute|rotate|plant|defuse|push|peek|save|buy|trade|smoke|flash|molly|"
                           r"molotov|nade|take|hit|fall back|play|wait|group|stack|lurk|cover|anchor)\b", re.I)
@@ -51,27 +51,22 @@ def format_reward(completions, **row) -> list[float]:
 
 
 def perception_reward(completions, label=None, **row) -> list[float]:
-    """Share of game_state fields right (numbers within the evaluation tolerances, lists by exact set)."""
+    """Share of game_state fields right, scored by the evaluation (aliases, nulls, partial JSON), with numbers
+    within the evaluation's tolerances counted right."""
     labels = label if isinstance(label, list) else [label] * len(completions)
     out = []
-    for result, lab in zip(_parsed(completions), labels):
+    for completion, lab in zip(completions, labels):
         truth = _label(lab)
         if truth is None:
             out.append(0.0)
             continue
-        gs = result.game_state_fields()  # fields valid on their own earn credit even if the whole is not
-        if not gs:
-            out.append(0.0)
+        score = score_frame("", {"analysis": None, "raw_text": _text(completion)}, {"analysis": truth},
+                            DEFAULT_TOLERANCES)
+        if not any(score.outcomes[name] in ("hit", "wrong", "false_value") for name in GAME_STATE_FIELDS):
+            out.append(0.0)  # no field answered: nulls everywhere earn nothing, even where the label is null
             continue
-        hits = 0
-        for name in GAME_STATE_FIELDS:
-            p, t = normalise(name, gs.get(name)), normalise(name, truth["game_state"].get(name))
-            if name in NUMERIC_FIELDS and isinstance(p, (int, float)) and isinstance(t, (int, float)):
-                hits += abs(p - t) <= DEFAULT_TOLERANCES.get(name, 0)
-            elif name in LIST_FIELDS:
-                hits += sorted(p or []) == sorted(t or [])
-            else:
-                hits += p == t
+        hits = sum(score.outcomes[name] in ("hit", "both_null") or score.within_tol.get(name, False)
+                   for name in GAME_STATE_FIELDS)
         out.append(hits / len(GAME_STATE_FIELDS))
     return out
 

@@ -133,7 +133,7 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _dvclive_callback(path: str | None):
+def dvclive_callbacks(path: str | None) -> list:
     if not path:
         return []
     from dvclive import Live
@@ -146,7 +146,7 @@ def train(cfg: SFTRunConfig, dataset, resume: bool = False, callbacks=()) -> dic
     """Train, save the adapter (final_model/adapter) and a merged 16-bit model (final_model/merged_16bit)."""
     torch.manual_seed(cfg.seed)
     model, processor = load_for_training(cfg)
-    trainer = make_trainer(cfg, model, processor, dataset, callbacks=[*_dvclive_callback(cfg.dvclive_dir), *callbacks])
+    trainer = make_trainer(cfg, model, processor, dataset, callbacks=[*dvclive_callbacks(cfg.dvclive_dir), *callbacks])
     start = time.perf_counter()
     checkpoints = sorted(Path(cfg.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
     resume_step = int(checkpoints[-1].name.rsplit("-", 1)[1]) if resume and checkpoints else 0
