@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 TORCH   := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 EXTRAS  := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo dev,gpu || echo dev)
 
-.PHONY: setup repro test test-fast bench clean-venv
+.PHONY: setup data repro test test-fast bench clean-venv
 
 setup: $(STAMP)
 
@@ -21,7 +21,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
-repro: setup
+# Raw inputs are DVC imports of ../shared/data (data/raw/*.dvc): from the cache, else the remote, else ../shared.
+data: setup
+	@$(BIN)/dvc checkout -q data/raw/*.dvc 2>/dev/null || $(BIN)/dvc pull -q data/raw/*.dvc 2>/dev/null || \
+		$(BIN)/dvc update -q data/raw/*.dvc
+
+repro: data
 	$(BIN)/dvc repro
 
 test: setup
@@ -33,6 +38,7 @@ test-fast: setup
 bench: setup
 	$(BIN)/python bench/bench_demos.py
 	$(BIN)/python bench/bench_training.py
+	$(BIN)/python bench/bench_ocr.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -133,11 +133,32 @@ def label(
     raise typer.Exit(1 if run.failures else 0)
 
 
-def _model_config(model: str, max_pixels: Optional[int] = None):
+def _params() -> dict:
+    """params.yaml, the one configuration: the working directory's, else the project's (editable install)."""
     from chimera.io import load_params
+
+    for path in (Path("params.yaml"), Path(__file__).resolve().parent.parent / "params.yaml"):
+        if path.exists():
+            return load_params(path)
+    return {}
+
+
+def _settings() -> dict:
+    """The defaults the CLI shares with the stages (params.yaml), falling back to the library's defaults, which
+    tests/test_cli.py holds equal to params.yaml so the two cannot drift."""
+    from chimera.evaluation.metrics import DEFAULT_TOLERANCES
+    from chimera.vlm.backends import DEFAULT_MAX_NEW_TOKENS
+
+    p = _params()
+    return {"tolerances": {**DEFAULT_TOLERANCES, **p.get("evaluate", {}).get("tolerances", {})},
+            "max_new_tokens": p.get("infer", {}).get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS),
+            "batch_size": p.get("infer", {}).get("batch_size", 4)}
+
+
+def _model_config(model: str, max_pixels: Optional[int] = None):
     from chimera.vlm.models import ModelConfig
 
-    base = load_params("params.yaml").get("model", {}) if Path("params.yaml").exists() else {}
+    base = _params().get("model", {})
     fields = {k: v for k, v in base.items() if k in ModelConfig.__dataclass_fields__}
     fields["name"] = model
     if max_pixels:
@@ -169,7 +190,8 @@ def _backend(backend: str, model: str, server_url: str, batch_size: int, max_new
             api_key()
         except MissingKeyError as exc:
             _fail(str(exc))
-        return ClaudeBackend(ClaudeLabeler(ClaudeConfig(model=model), Path(".cache/claude")))
+        # no cache: Claude as a model must answer each frame itself, never from the labeler's stored labels
+        return ClaudeBackend(ClaudeLabeler(ClaudeConfig(model=model), cache_dir=None))
     _fail(f"unknown backend {backend!r}: local | openai | claude")
 
 
@@ -181,7 +203,8 @@ def infer(
     model: str = typer.Option("models/tiny-qwen3vl", help="Model folder, hub id, served name or Claude id"),
     server_url: str = typer.Option("http://localhost:8000/v1", help="OpenAI-compatible base URL"),
     labeled_only: bool = typer.Option(False, "--labeled-only", help="Only frames with a label in data/labeled"),
-    batch_size: int = typer.Option(4), max_new_tokens: int = typer.Option(384),
+    batch_size: Optional[int] = typer.Option(None, help="Frames per generate call [params.yaml infer.batch_size]"),
+    max_new_tokens: Optional[int] = typer.Option(None, help="[params.yaml infer.max_new_tokens]"),
 ) -> None:
     """Predict an Analysis for every frame; resumable (finished ids with the same model and prompt are skipped)."""
     from tqdm import tqdm
@@ -199,7 +222,9 @@ def infer(
     if labeled_only:
         labels = read_parquet("data/labeled/labels.parquet")
         frames = [f for f in frames if f[0] in set(labels.id)]
-    engine = _backend(backend, model, server_url, batch_size, max_new_tokens)
+    settings = _settings()
+    engine = _backend(backend, model, server_url, batch_size or settings["batch_size"],
+                      max_new_tokens or settings["max_new_tokens"])
     with tqdm(total=len(frames), desc="infer", unit="frame") as bar:
         counts = run_inference(engine, frames, output, model_fingerprint(model), output / "predictions.parquet",
                                progress=bar.update)
@@ -217,7 +242,7 @@ def analyze(
     """Analyse one screenshot: game state, analysis and advice, as a readable panel or JSON."""
     if not image.exists():
         _fail(f"{image}: no such file")
-    prediction = _backend(backend, model, server_url, 1, 512).analyze([(image.name, str(image))])[0]
+    prediction = _backend(backend, model, server_url, 1, _settings()["max_new_tokens"]).analyze([(image.name, str(image))])[0]
     if prediction.error:
         _fail(f"{image}: {prediction.error}")
     if as_json:
@@ -272,37 +297,52 @@ def probe(
 def evaluate(
     predictions: Path = typer.Option(..., "--predictions", help="Folder of prediction JSONs (one per frame id)"),
     labels: Path = typer.Option(Path("data/labeled/labels"), "--labels", help="Folder of label JSONs"),
+    split: Optional[str] = typer.Option("eval", help="Score the frames of this split of data/labeled/splits.parquet "
+                                                     "(every labelled frame when the file is absent; 'all' for every label)"),
     out: Optional[Path] = typer.Option(None, help="Also write the full metrics JSON here"),
 ) -> None:
-    """Compare predictions with labels and print a per-field table (with 95% bootstrap CIs)."""
+    """Score predictions against labels: value accuracy per field (labelled fields only) with 95% bootstrap CIs,
+    null handling beside it. A frame of the split with no prediction counts as a miss on every field."""
     from rich.console import Console
     from rich.table import Table
 
     from chimera.evaluation.metrics import evaluate as run_evaluation
-    from chimera.io import write_json
+    from chimera.io import read_parquet, write_json
     from chimera.records import load_records
 
     try:
         pred, lab = load_records(predictions), load_records(labels)
     except FileNotFoundError as exc:
         _fail(str(exc))
-    lab = {i: r for i, r in lab.items() if i in pred}
+    splits_path = Path("data/labeled/splits.parquet")
+    if split != "all" and splits_path.exists():
+        table = read_parquet(splits_path)
+        wanted = set(table[table.split == split].id)
+        lab = {i: r for i, r in lab.items() if i in wanted}
     if not lab:
-        _fail(f"no frame of {predictions} has a label in {labels}")
-    summary, _ = run_evaluation(pred, lab)
-    table = Table(title=f"{predictions.name}: {summary['n_frames']} frames")
-    for col in ("field", "accuracy", "95% CI", "hit", "both null", "missed (null)", "wrong", "MAE / F1", "errors"):
+        _fail(f"no labelled frame to score in {labels} (split {split!r})")
+    settings = _settings()
+    summary, _ = run_evaluation(pred, lab, settings["tolerances"])
+    missing = summary["missing_predictions"]
+    table = Table(title=f"{predictions.name}: {summary['n_frames']} frames ({missing} without a prediction, "
+                        "scored as misses)")
+    for col in ("field", "value acc.", "95% CI", "within tol.", "labelled", "null|null", "null|value", "MAE / F1",
+                "errors"):
         table.add_column(col)
+    pct = lambda v: "-" if v is None or v != v else f"{v:.2f}"  # noqa: E731 - None or nan -> "-"
     for field, row in summary["fields"].items():
-        acc = row["accuracy"]
+        acc = row["value_accuracy"]
         extra = f"{row['mae']:.1f}" if row.get("mae") is not None else (f"{row['f1']['value']:.2f}" if "f1" in row else "")
-        table.add_row(field, f"{acc['value']:.2f}", f"{acc['ci95'][0]:.2f}-{acc['ci95'][1]:.2f}", str(row["hit"]),
-                      str(row["both_null"]), str(row["missed_null"]), str(row["wrong"] + row["false_value"]), extra,
+        table.add_row(field, pct(acc["value"]), f"{pct(acc['ci95'][0])}-{pct(acc['ci95'][1])}",
+                      pct(row["within_tolerance"]["value"]) if "within_tolerance" in row else "",
+                      str(row["labelled"]), pct(row["null_when_null"]), pct(row["null_when_value"]), extra,
                       row.get("errors", {}).get("verdict", ""))
     console = Console()
     console.print(table)
-    console.print(f"schema compliance {summary['schema_compliance']['value']:.2f}, "
-                  f"consistency {summary['consistency_rate']['value']:.2f}, grounding {summary['grounding']['value']:.2f}")
+    console.print(f"value accuracy {pct(summary['value_accuracy']['value'])} (within tolerance "
+                  f"{pct(summary['value_accuracy_tolerant']['value'])}), schema compliance "
+                  f"{pct(summary['schema_compliance']['value'])}, consistency {pct(summary['consistency_rate']['value'])}, "
+                  f"grounding {pct(summary['grounding']['value'])}")
     if out:
         write_json(out, summary)
 
@@ -371,7 +411,8 @@ def overfit(
                        per_device_train_batch_size=2, modules_to_save=["lm_head"], logging_steps=10, save_steps=10**9)
     result = run_overfit(examples, cfg)
     typer.echo(f"loss {result['first_loss']:.3f} -> {result['final_loss']:.3f} in {result['steps']} steps; "
-               f"schema compliance {result['schema_compliance']:.2f}; mean field accuracy {result['mean_field_accuracy']:.2f}")
+               f"schema compliance {result['schema_compliance']:.2f}; value accuracy {result['value_accuracy']:.2f} "
+               "(labelled fields only)")
     for field, acc in result["field_accuracy"].items():
         typer.echo(f"  {field:18s} {acc:.2f}")
 

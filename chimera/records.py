@@ -45,4 +45,4 @@ def load_records(folder: str | Path) -> dict[str, dict]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder of records")
-    return {p.stem: read_json(p) for p in sorted(folder.glob("*.json"))}
+    return {p.stem: read_json(p) for p in sorted(folder.glob("*.json")) if not p.name.startswith("_")}  # _run.json: counts

@@ -279,10 +279,10 @@ def field_docs() -> str:
 def example_analysis() -> Analysis:
     return Analysis(
         game_state=GameState(
-            map_name="de_mirage", round_phase="playing", player_side="CT", player_health=76,
+            map_name=None, round_phase="playing", player_side="CT", player_health=76,
             player_armor=100, player_money=3350, team_money_total=None, weapon_primary="M4A1-S",
             weapon_secondary="USP-S", utility=["Smoke Grenade", "Flashbang"], alive_teammates=3,
-            alive_enemies=4, bomb_status="not_visible", site="A", visible_enemies=1),
+            alive_enemies=4, bomb_status="not_visible", site=None, visible_enemies=1),
         analysis=StrategicAnalysis(
             situation_summary="4v4 on A with a rifle and two grenades; one enemy visible at ramp.",
             economy_assessment="full-buy", round_importance="high",

@@ -1,11 +1,13 @@
 """Stage collect_video: yt-dlp downloads (params URLs) + local videos + a synthetic clip -> frames + manifest.
 
 Failures (unreachable URL, private video, corrupt file) are reported in data/frames/video/report.json and
-skipped; frames already extracted are kept (the output folder persists, files are named by content hash).
+skipped. Downloads are kept in .cache/video (outside DVC's outputs) so a rerun does not fetch them again; the
+videos used are copied into data/raw/video, a DVC output, so `dvc push` shares them with the team.
 """
 
 from _common import log, params
 
+import shutil
 from pathlib import Path
 
 from tqdm import tqdm
@@ -18,9 +20,13 @@ p, seed = params("video"), params()["seed"]
 logger = log("collect_video")
 out = Path("data/frames/video")
 videos, errors = [], []
+Path("data/raw/video").mkdir(parents=True, exist_ok=True)
 for url in p["urls"]:
     try:
-        videos.append((download_video(url, Path("data/raw/video"), p["max_height"]), url))
+        cached = download_video(url, Path(".cache/video"), p["max_height"])
+        kept = Path("data/raw/video") / cached.name
+        shutil.copyfile(cached, kept)
+        videos.append((kept, url))
     except VideoError as exc:
         logger.warning("%s", exc)
         errors.append(str(exc))

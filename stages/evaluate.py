@@ -1,4 +1,4 @@
-"""Stage evaluate: one model's predictions vs labels -> metrics/<model>.json and plots/<model>/."""
+"""Stage evaluate: one model's (or baseline's) predictions vs labels -> metrics/eval/<name>.json, plots/eval/<name>/."""
 
 from _common import log, params
 
@@ -32,8 +32,8 @@ if p.get("llm_judge"):
     from chimera.evaluation.judge import judge_predictions
 
     summary["llm_judge"] = judge_predictions(predictions, labels)
-write_json(f"metrics/{name}.json", summary)
-write_plots(summary, scores, Path("plots") / name, name)
-write_csv(f"plots/{name}/frames.csv", pd.DataFrame(frame_rows(scores)))  # per frame, for paired comparisons
-log("evaluate").info("%s: schema compliance %.2f, mean field accuracy %.2f (n=%d)", name,
-                     summary["schema_compliance"]["value"], summary["mean_field_accuracy"]["value"], summary["n_frames"])
+write_json(f"metrics/eval/{name}.json", summary)
+write_plots(summary, scores, Path("plots/eval") / name, name)
+write_csv(f"plots/eval/{name}/frames.csv", pd.DataFrame(frame_rows(scores)))  # per frame, for paired comparisons
+log("evaluate").info("%s: schema compliance %.2f, value accuracy %.2f (n=%d)", name,
+                     summary["schema_compliance"]["value"], summary["value_accuracy"]["value"], summary["n_frames"])

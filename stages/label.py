@@ -19,7 +19,7 @@ from chimera.records import write_records
 from chimera.screens.frames import load_manifests
 
 p = params("label")
-Path("data/labeled/claude_cache").mkdir(parents=True, exist_ok=True)  # a DVC output even when offline
+CLAUDE_CACHE = Path(".cache/claude")  # paid answers, per image + prompt + model: outside DVC's outputs, never wiped
 logger = log("label")
 frames = load_manifests(p["manifests"])
 winprob = joblib.load(p["winprob_model"]) if Path(p["winprob_model"]).exists() else None
@@ -35,7 +35,7 @@ if len(rest) and p["backend"] in ("auto", "claude"):
     try:
         api_key()
         config = ClaudeConfig(**p["claude"])
-        labeler = ClaudeLabeler(config, Path("data/labeled/claude_cache"))
+        labeler = ClaudeLabeler(config, CLAUDE_CACHE)
         items = [(row.id, Path(row.path).read_bytes()) for row in rest.itertuples()]
         with tqdm(total=len(items), desc="claude labels", unit="frame") as bar:
             run = labeler.label_batch(items) if p["claude_mode"] == "batch" else labeler.label_many(items, bar.update)

@@ -20,7 +20,7 @@ logger = log("parse_demos")
 sources = sorted(Path(p["parsed_dir"]).glob("*.zip"))
 for folder in p["dem_dirs"]:
     sources += sorted(Path(folder).glob("*.dem"))
-sources += download_demos(p.get("dem_urls", []), Path("data/raw/demos"))
+sources += download_demos(p.get("dem_urls", []), Path(".cache/demos"))  # a download cache, outside DVC's outputs
 
 tables, errors = {"frames": [], "rounds": [], "bombs": [], "damages": []}, []
 for path in tqdm(sources, desc="demos", unit="demo"):
@@ -33,6 +33,9 @@ for path in tqdm(sources, desc="demos", unit="demo"):
     for name in tables:
         tables[name].append(getattr(match, name))
 
+if not tables["rounds"]:
+    raise SystemExit(f"parse_demos: none of the {len(sources)} sources parsed: " +
+                     "; ".join(f"{e['file']}: {e['error']}" for e in errors))
 for name, parts in tables.items():
     write_parquet(out / f"{name}.parquet", pd.concat(parts, ignore_index=True))
 rounds = pd.concat(tables["rounds"], ignore_index=True)

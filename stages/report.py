@@ -1,25 +1,26 @@
-"""Stage report: every model's metrics side by side, paired differences with CIs, one figure, one table."""
+"""Stage report: baselines and models side by side, margins over the constant, paired differences with CIs."""
 
 from _common import log, params
 
-from pathlib import Path
-
 import pandas as pd
 
+from chimera.evaluation.baselines import BASELINES
 from chimera.evaluation.plots import comparison_plot
 from chimera.evaluation.report import build_report, markdown
 from chimera.io import atomic_write_text, read_json, write_json
 
-models = list(params("infer")["models"])
-summaries = {m: read_json(f"metrics/{m}.json") for m in models}
-frames = {m: pd.read_csv(f"plots/{m}/frames.csv").set_index("id") for m in models}
-training = {m: read_json(f"metrics/train_{m}.json") for m in models if Path(f"metrics/train_{m}.json").exists()}
-report = build_report(summaries, frames, params("report")["comparisons"], training, params()["seed"])
+rows = [*BASELINES, *params("infer")["models"]]
+summaries = {m: read_json(f"metrics/eval/{m}.json") for m in rows}
+frames = {m: pd.read_csv(f"plots/eval/{m}/frames.csv").set_index("id") for m in rows}
+training = {m: read_json(f"metrics/train/{m}.json") for m in rows if m in params("sft")["runs"] or m == "E_grpo"}
+report = build_report(summaries, frames, params("report")["comparisons"], training, params()["seed"], BASELINES)
 write_json("metrics/report.json", report)
 atomic_write_text("metrics/report.md", markdown(report))
 comparison_plot(report, "plots/comparison.png")
+log("report").info("%s", report["models_not_beating_constant"] and
+                   f"not beating the constant: {report['models_not_beating_constant']}" or "every model beats the constant")
 for row in report["comparisons"]:
     d = row["value_accuracy"]
     if d["delta"] is not None:
-        log("report").info("%s vs %s: game_state accuracy %+.3f [%+.3f, %+.3f] -> %s", row["model"], row["baseline"],
+        log("report").info("%s vs %s: value accuracy %+.3f [%+.3f, %+.3f] -> %s", row["model"], row["baseline"],
                            d["delta"], d["ci95"][0], d["ci95"][1], d["verdict"])

@@ -1,4 +1,4 @@
-"""Stage sft: visual SFT on N labeled screenshots for one run of the matrix (B, C, D).
+"""Stage sft: visual SFT on N labeled screenshots for one run of the matrix (B, C, D); val loss on the val split.
 
     python stages/sft.py B_sft100             # what `dvc repro sft@B_sft100` runs
     python stages/sft.py B_sft100 --resume    # continue from the newest models/B_sft100/checkpoint-*
@@ -12,25 +12,27 @@ import sys
 
 from chimera.io import read_parquet, write_json
 from chimera.records import load_records
-from chimera.training.settings import lora_settings
+from chimera.training.settings import lora_settings, model_settings
 from chimera.training.sft import SFTRunConfig, dry_run, screen_dataset, train
 
 name = sys.argv[1]
-p, t, seed = params("sft"), params("train"), params()["seed"]
+p, seed = params("sft"), params()["seed"]
 run = p["runs"][name]
 splits = read_parquet("data/labeled/splits.parquet")
 labels = load_records("data/labeled/labels")
 shots = splits[splits.split == "train"].sample(frac=1.0, random_state=seed).head(run["shots"])
 dataset = screen_dataset([(r.path, labels[r.id]["analysis"]) for r in shots.itertuples()])
+val = screen_dataset([(r.path, labels[r.id]["analysis"]) for r in splits[splits.split == "val"].itertuples()])
 cfg = SFTRunConfig(base_model=run["base"], output_dir=f"models/{name}", max_steps=run.get("max_steps", p["max_steps"]),
-                   learning_rate=p["learning_rate"], per_device_train_batch_size=p["batch_size"],
-                   gradient_checkpointing=t["gradient_checkpointing"], seed=seed, dvclive_dir=f"dvclive/{name}",
-                   **lora_settings(t))
+                   learning_rate=p["learning_rate"], per_device_train_batch_size=p["batch_size"], seed=seed,
+                   dvclive_dir=f"dvclive/{name}", eval_steps=p["eval_steps"],
+                   early_stopping_patience=p["early_stopping_patience"],
+                   **lora_settings(params("train")), **model_settings(params("model")))
 if "--dry-run" in sys.argv:
     cfg.output_dir, cfg.dvclive_dir = f"models/{name}-dry-run", None
     print(json.dumps(dry_run(cfg, dataset), indent=2))
     raise SystemExit(0)
-summary = train(cfg, dataset, resume="--resume" in sys.argv)
-write_json(f"metrics/train_{name}.json", {k: v for k, v in summary.items() if k != "config"})
-log("sft").info("%s: %d examples, %d steps, loss %.3f -> %.3f", name, len(dataset), summary["steps"],
-                summary["first_loss"], summary["final_loss"])
+summary = train(cfg, dataset, resume="--resume" in sys.argv, eval_dataset=val)
+write_json(f"metrics/train/{name}.json", {k: v for k, v in summary.items() if k != "config"})
+log("sft").info("%s: %d examples, %d steps, loss %.3f -> %.3f, val loss %s", name, len(dataset), summary["steps"],
+                summary["first_loss"], summary["final_loss"], summary["final_val_loss"])

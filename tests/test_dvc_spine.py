@@ -23,9 +23,16 @@ def digest(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_project_declares_a_local_default_remote():
-    config = (ROOT / ".dvc" / "config").read_text()
-    assert "remote = local" in config and "url = ../.dvcstore" in config
+def test_default_remote_is_a_folder_outside_the_clone():
+    """DVC resolves a relative remote url against .dvc/: ../../x is beside the clone, never inside it."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".dvc" / "config")
+    name = config["core"]["remote"]
+    url = config[f"'remote \"{name}\"'"]["url"]
+    resolved = (ROOT / ".dvc" / url).resolve()
+    assert ROOT.resolve() not in resolved.parents and resolved != ROOT.resolve()
 
 
 def test_push_clone_pull_round_trip_and_noop_repro(tmp_path):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from chimera.evaluation.judge import judge_predictions
-from chimera.evaluation.metrics import (bootstrap_ci, consistency, evaluate, extract_facts, grounding, list_overlap,
-                                        list_prf, outcome, verdict, winprob_agreement)
+from chimera.evaluation.metrics import (bootstrap_ci, consistency, evaluate, extract_facts, frame_rows, grounding,
+                                        list_overlap, list_prf, outcome, verdict, winprob_agreement)
 from chimera.schema import example_analysis
 
 BASE = example_analysis().model_dump(mode="json")
@@ -37,8 +37,8 @@ def test_aliases_tolerances_and_mae():
              "b": rec("b", player_health=50, player_money=1200, weapon_primary="ak47")}
     summary, _ = evaluate(preds, labels, {"player_health": 5, "player_money": 100})
     f = summary["fields"]
-    assert f["weapon_primary"]["accuracy"]["value"] == 1.0  # aliases normalised
-    assert f["player_health"]["accuracy"]["value"] == 0.5 and f["player_health"]["mae"] == 2.0
+    assert f["weapon_primary"]["value_accuracy"]["value"] == 1.0  # aliases normalised
+    assert f["player_health"]["value_accuracy"]["value"] == 0.5 and f["player_health"]["mae"] == 2.0
     assert f["player_health"]["within_tolerance"]["value"] == 1.0  # 4 <= 5
     assert f["player_money"]["within_tolerance"]["value"] == 0.5 and f["player_money"]["mae"] == 100.0
 
@@ -48,8 +48,22 @@ def test_nulls_count_as_misses_and_both_null_separately():
     preds = {"a": rec("a", team_money_total=None, player_armor=None), "b": rec("b", team_money_total=5000, player_armor=0)}
     f = evaluate(preds, labels)[0]["fields"]
     assert (f["team_money_total"]["both_null"], f["team_money_total"]["false_value"]) == (1, 1)
-    assert f["team_money_total"]["accuracy"]["value"] == 0.5
+    # no label has a value: no accuracy at all (both-null is never a hit); null handling says what happened
+    assert f["team_money_total"]["labelled"] == 0 and np.isnan(f["team_money_total"]["value_accuracy"]["value"])
+    assert f["team_money_total"]["null_when_null"] == 0.5 and f["team_money_total"]["null_when_value"] is None
     assert (f["player_armor"]["missed_null"], f["player_armor"]["hit"]) == (1, 1)
+    assert f["player_armor"]["value_accuracy"]["value"] == 0.5 and f["player_armor"]["null_when_value"] == 0.5
+
+
+def test_an_all_null_answer_scores_zero_however_many_labels_are_null():
+    """The review's case: an all-null model must not score on fields whose label is null."""
+    labels = {i: rec(i, team_money_total=None, site=None, map_name=None) for i in "abc"}
+    nulls = {i: rec(i, **{k: None for k in BASE["game_state"]}) for i in "abc"}
+    summary, scores = evaluate(nulls, labels)
+    assert summary["value_accuracy"]["value"] == 0.0
+    assert summary["null_handling"]["null_when_null"] == 1.0 and summary["null_handling"]["null_when_value"] == 1.0
+    assert all(np.isnan(v) or v == 0.0 for v in (frame_rows(scores)[0][k] for k in frame_rows(scores)[0]
+                                                  if k.startswith("field:")))
 
 
 def test_invalid_prediction_scores_every_field_as_null():
@@ -193,7 +207,8 @@ def test_report_pairs_models_frame_by_frame():
 
     def frames(shift):
         return pd.DataFrame({"id": ids, "json_found": 1.0, "valid": 1.0, "value_accuracy": base + shift,
-                             "analysis_accuracy": base, "consistency": np.nan, "grounding": 0.5}).set_index("id")
+                             "value_accuracy_tolerant": base + shift, "analysis_accuracy": base,
+                             "consistency": np.nan, "grounding": 0.5}).set_index("id")
 
     # a constant per-frame gain is detected even though the models' own CIs overlap widely
     d = paired_delta(frames(0.05).value_accuracy, frames(0.0).value_accuracy)
@@ -203,10 +218,18 @@ def test_report_pairs_models_frame_by_frame():
     assert paired_delta(frames(0).consistency, frames(0).consistency)["n"] == 0  # all-NaN: no frames to compare
     assert paired_delta(frames(0).value_accuracy.iloc[:10], frames(0).value_accuracy.iloc[10:])["n"] == 0
 
+    fields = {f: {"value_accuracy": {"value": 0.4}} for f in BASE["game_state"]}
     summaries = {m: {"n_frames": 30, "json_validity": {"value": 1.0}, "schema_compliance": {"value": 1.0},
-                     "mean_field_accuracy": {"value": 0.4}} for m in ("B", "C")}
-    report = build_report(summaries, {"B": frames(0.0), "C": frames(0.05)}, [["C", "B"], ["C", "missing"]],
-                          {"C": {"first_loss": 6.0, "final_loss": 1.0}})
+                     "fields": fields} for m in ("constant", "B", "C")}
+    report = build_report(summaries, {"constant": frames(0.02), "B": frames(0.0), "C": frames(0.05)},
+                          [["C", "B"], ["C", "missing"]], {"C": {"first_loss": 6.0, "final_loss": 1.0}},
+                          baselines=("constant",))
     assert len(report["comparisons"]) == 1 and report["comparisons"][0]["value_accuracy"]["verdict"] == "better"
+    # margins over the constant, paired: B is 2 points below it, C 3 above
+    assert report["rows"]["B"]["margin_over_constant"]["delta"] == pytest.approx(-0.02)
+    assert report["rows"]["C"]["margin_over_constant"]["verdict"] == "better"
+    assert report["models_not_beating_constant"] == ["B"] and report["models_beating_constant"] == ["C"]
     table = markdown(report)
-    assert "| C vs B |" in table and "+5 pts [+5, +5] (n=30)" in table and "6.00 -> 1.00" in table
+    assert table.startswith("**Models that do not beat the constant predictor**: B.")
+    assert "| C vs B (n=30) |" in table and "+5 pts [+5, +5]" in table and "6.00 -> 1.00" in table
+    assert "| constant | baseline |" in table and "-2 pts [-2, -2]" in table

@@ -1,4 +1,6 @@
-"""End to end: the whole DVC pipeline on a copy of the project with small params, offline; then a no-op repro.
+"""End to end: the whole DVC pipeline on a copy of the project with small params, offline; then a no-op repro;
+then DVC as a teammate uses it: push, a fresh clone with no ../shared beside it, pull, status clean, repro
+does nothing.
 
 Slow (minutes): every stage runs as its own process, as `make repro` runs it.
 """
@@ -59,20 +61,42 @@ def test_dvc_repro_runs_every_stage_offline_and_a_second_repro_is_a_noop(tmp_pat
     (repo / "dvc.lock").unlink(missing_ok=True)
 
     dvc = [sys.executable, "-m", "dvc"]
-    done = subprocess.run(dvc + ["repro"], cwd=repo, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+
+    def run(*args, cwd=repo):
+        done = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, " ".join(args) + "\n" + done.stdout[-4000:] + done.stderr[-4000:]
+        return done.stdout + done.stderr
+
+    run(*dvc, "update", "-q", *[str(p.relative_to(repo)) for p in sorted((repo / "data" / "raw").glob("*.dvc"))])
+    run(*dvc, "repro")
 
     report = json.loads((repo / "metrics" / "report.json").read_text())
-    assert set(report["models"]) == {"A_zeroshot", "B_sft100", "C_pretrain_sft100", "D_pretrain_sft20", "E_grpo"}
-    assert all(m["n_frames"] == 8 for m in report["models"].values())
+    models = {"A_zeroshot", "B_sft100", "C_pretrain_sft100", "D_pretrain_sft20", "E_grpo"}
+    assert set(report["rows"]) == models | {"constant", "ocr", "hybrid"}
+    assert all(m["n_frames"] == 8 for m in report["rows"].values())
+    assert all("margin_over_constant" in report["rows"][m] for m in models)
+    assert set(report["models_beating_constant"]) | set(report["models_not_beating_constant"]) == models
+    assert (repo / "metrics" / "report.md").read_text().split("\n")[0].startswith(("**", "Every model"))
     assert (repo / "plots" / "comparison.png").stat().st_size > 10_000
     assert (repo / "models" / "C_pretrain_sft100" / "final_model" / "merged_16bit" / "config.json").exists()
     assert (repo / "dvclive" / "B_sft100" / "metrics.json").exists()
-    strategy = json.loads((repo / "metrics" / "winprob.json").read_text())
-    assert strategy["beats_baseline"]
+    assert json.loads((repo / "metrics" / "train" / "B_sft100.json").read_text())["final_val_loss"] is not None
+    assert json.loads((repo / "metrics" / "winprob.json").read_text())["beats_baseline"]
+    assert "up to date" in run(*dvc, "status")
+    shown = run(*dvc, "metrics", "show", "--json")
+    assert "report.json" in shown and "winprob.json" in shown and "B_sft100" in shown
 
-    status = subprocess.run(dvc + ["status"], cwd=repo, env=env, capture_output=True, text=True, check=True).stdout
-    assert "up to date" in status, status
-    shown = subprocess.run(dvc + ["metrics", "show", "--json"], cwd=repo, env=env, capture_output=True, text=True,
-                           check=True).stdout
-    assert "report.json" in shown and "winprob.json" in shown
+    # a teammate: the repository and the remote, no ../shared
+    remote = tmp_path / "remote"
+    run(*dvc, "remote", "modify", "team", "url", str(remote))
+    run("git", "add", "-A")
+    run("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "pipeline run")
+    run(*dvc, "push", "-q")
+    clone = tmp_path / "elsewhere" / "chimera"
+    clone.parent.mkdir()
+    run("git", "clone", "-q", str(repo), str(clone), cwd=tmp_path)
+    assert not (clone.parent / "shared").exists() and not (clone / "data" / "raw" / "screenshots").exists()
+    run(*dvc, "pull", "-q", cwd=clone)
+    assert (clone / "data" / "raw" / "screenshots" / "manifest.csv").exists()
+    assert "up to date" in run(*dvc, "status", cwd=clone)
+    assert "Running stage" not in run(*dvc, "repro", cwd=clone)

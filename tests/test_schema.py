@@ -176,7 +176,7 @@ def test_game_state_fields_salvages_what_validates_on_its_own():
     fields = result.game_state_fields()
     assert "player_health" not in fields  # out of range: dropped, not clipped
     assert fields["weapon_primary"] == "AK-47" and fields["player_money"] == 3350
-    assert fields["map_name"] == "de_mirage"
+    assert fields["player_side"] == "CT"
     assert parse_model_output("no json here").game_state_fields() == {}
     assert parse_model_output(to_json(example_analysis())).game_state_fields() == \
         example_analysis().game_state.model_dump(mode="json")

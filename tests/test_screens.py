@@ -43,7 +43,8 @@ def test_sampled_states_are_valid_and_consistent(seed):
         assert not extras.has_bomb and "Molotov" not in state.utility
         assert state.bomb_status in ("not_visible", "planted", "defused", "exploded")
     assert (state.bomb_status == "planted") == (state.round_phase == "post_plant")
-    assert (state.site in ("A", "B")) == (state.bomb_status in ("planted", "defused", "exploded"))
+    assert (state.site in ("A", "B")) == (state.bomb_status == "planted")  # the site is drawn only in the planted icon
+    assert state.map_name is None  # the HUD does not show the map
     assert state.visible_enemies <= state.alive_enemies
     assert len(state.utility) <= 4 and state.utility.count("Flashbang") <= 2
     assert extras.ct_score + extras.t_score == extras.round_num - 1

@@ -167,7 +167,7 @@ def test_format_reward_is_dense():
 
 def test_perception_reward_counts_fields_within_tolerance():
     label = json.dumps(LABEL)
-    n = 15  # game_state fields
+    n = sum(v is not None for v in LABEL["game_state"].values())  # labelled fields: nulls are never credited
     perfect, near, wrong = perception_reward(
         [completion(LABEL), completion(edited(game_state__player_health=LABEL["game_state"]["player_health"] - 3)),
          completion(edited(game_state__player_health=5, game_state__weapon_primary="Nova"))], label=[label] * 3)
@@ -178,6 +178,8 @@ def test_perception_reward_counts_fields_within_tolerance():
     assert perception_reward([completion(alias)], label=label) == [1.0]
     assert perception_reward([completion("prose")], label=label) == [0.0]
     assert perception_reward([completion(LABEL)], label=None) == [0.0]
+    all_null = edited(**{f"game_state__{k}": None for k in LABEL["game_state"]})
+    assert perception_reward([completion(all_null)], label=label) == [0.0]  # null labels earn nothing either
 
 
 def test_consistency_reward_penalises_self_contradiction():

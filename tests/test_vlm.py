@@ -94,6 +94,37 @@ def test_resume_skips_finished_ids(loaded, tmp_path, tiny):
     assert other_model["predicted"] == 3
 
 
+def test_resume_key_covers_decoding_and_pixels_and_retries_failures(loaded, tmp_path, tiny):
+    """`dvc exp run -S infer.max_new_tokens=...` must predict again; a failed frame is never done; the cache
+    outside the output survives the output being wiped (as `dvc repro` does)."""
+    frames = images(tmp_path, sizes=((160, 90),))  # id0 is good; "empty" and "corrupt" fail
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    frames += [("empty", str(tmp_path / "empty.png")), ("corrupt", str(tmp_path / "corrupt.png"))]
+    backend = LocalBackend(*loaded, max_new_tokens=8)
+    kwargs = dict(cache_dir=tmp_path / "cache", settings={"max_new_tokens": 8, "max_pixels": 57600})
+    first = run_inference(backend, frames, tmp_path / "out", "m@1", **kwargs)
+    assert (first["predicted"], first["failed"]) == (3, 2)
+    import shutil
+
+    shutil.rmtree(tmp_path / "out")
+    again = run_inference(backend, frames, tmp_path / "out", "m@1", **kwargs)
+    assert (again["skipped"], again["predicted"]) == (1, 2)  # the good frame resumed, the failures retried
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["corrupt.json", "empty.json", "id0.json"]
+    longer = run_inference(backend, frames, tmp_path / "out", "m@1", cache_dir=tmp_path / "cache",
+                           settings={"max_new_tokens": 16, "max_pixels": 57600})
+    assert longer["skipped"] == 0 and longer["run_key"] != first["run_key"]
+
+
+def test_claude_as_a_model_never_reads_the_labeling_cache(tmp_path):
+    from chimera.labeling.claude import ClaudeConfig, ClaudeLabeler
+    from chimera.vlm.backends import ClaudeBackend
+
+    with pytest.raises(ValueError, match="without a cache"):
+        ClaudeBackend(ClaudeLabeler(ClaudeConfig(), tmp_path / "cache"))
+    assert ClaudeBackend(ClaudeLabeler(ClaudeConfig(), cache_dir=None)).labeler.cache_dir is None
+
+
 def test_generation_stops_at_the_end_of_the_json_object():
     assert json_object_closed('Sure: {"a": {"b": "}"}} and more')
     assert not json_object_closed('{"a": {"b": 1}')

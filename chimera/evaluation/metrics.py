@@ -1,10 +1,14 @@
 """Predictions vs labels, field by field; self-consistency; grounding; error analysis; bootstrap CIs.
 
-Null handling, stated once: a prediction of null where the label has a value is a miss (`missed_null`);
-a value where the label is null is a miss (`false_value`); both null is a hit, counted separately
-(`both_null`) so a model cannot look good by answering null everywhere. A prediction that is JSON but not
-a valid Analysis is scored per field: each game_state field that validates on its own counts, the rest are
-null (so schema compliance and field accuracy are separate questions). Prose scores every field as null.
+One accuracy, defined here and used everywhere (report, `chimera evaluate`, overfit, probes, GRPO rewards):
+**value accuracy** is the share of fields *whose label has a value* that the prediction gets right. A field
+whose label is null (the frame does not show it) is never credited: it is reported separately as null
+handling, `null_when_null` (the model says null where the label is null) and `null_when_value` (the model
+says null where the label has a value). Numeric fields are reported exact and within tolerance.
+
+A frame with no prediction (a crash, an unreadable image, a server error) is scored as all-null: a miss on
+every labelled field. A prediction that is JSON but not a valid Analysis is scored per field: each
+game_state field that validates on its own counts. Prose scores every field as null.
 """
 
 from __future__ import annotations
@@ -261,8 +265,25 @@ def score_frame(image_id: str, pred_record: dict | None, label_record: dict, tol
     return score
 
 
-def field_accuracy(scores: list[FrameScore], name: str) -> float:
-    return float(np.mean([s.outcomes[name] in ("hit", "both_null") for s in scores])) if scores else float("nan")
+LABELLED = ("hit", "missed_null", "wrong")  # outcomes of a field whose label has a value
+
+
+def field_hit(score: FrameScore, name: str, tolerant: bool = False) -> bool:
+    """Right on a labelled field: exact, or (tolerant) within the field's tolerance."""
+    return score.outcomes[name] == "hit" or (tolerant and score.within_tol.get(name, False))
+
+
+def frame_value_accuracy(score: FrameScore, tolerant: bool = False) -> float:
+    """THE accuracy of one frame: share of its labelled game_state fields the prediction gets right (nan when
+    the label has no value at all)."""
+    known = [n for n in GAME_STATE_FIELDS if score.outcomes[n] in LABELLED]
+    return float(np.mean([field_hit(score, n, tolerant) for n in known])) if known else float("nan")
+
+
+def field_accuracy(scores: list[FrameScore], name: str, tolerant: bool = False) -> float:
+    """Value accuracy of one field over the frames whose label has a value for it."""
+    hits = [field_hit(s, name, tolerant) for s in scores if s.outcomes[name] in LABELLED]
+    return float(np.mean(hits)) if hits else float("nan")
 
 
 def frame_rows(scores: list[FrameScore]) -> list[dict]:
@@ -272,12 +293,13 @@ def frame_rows(scores: list[FrameScore]) -> list[dict]:
     """
     rows = []
     for s in scores:
-        known = [n for n in GAME_STATE_FIELDS if s.outcomes[n] in ("hit", "missed_null", "wrong")]
         checks = [v for v in s.consistency.values() if v is not None]
         rows.append({"id": s.id, "source": s.slice.get("source"), "height": s.slice.get("height"),
                      "json_found": float(s.json_found), "valid": float(s.valid),
-                     "field_accuracy": float(np.mean([s.outcomes[n] in ("hit", "both_null") for n in GAME_STATE_FIELDS])),
-                     "value_accuracy": float(np.mean([s.outcomes[n] == "hit" for n in known])) if known else np.nan,
+                     "value_accuracy": frame_value_accuracy(s),
+                     "value_accuracy_tolerant": frame_value_accuracy(s, tolerant=True),
+                     **{f"field:{n}": float(field_hit(s, n)) if s.outcomes[n] in LABELLED else np.nan
+                        for n in GAME_STATE_FIELDS},
                      "analysis_accuracy": float(np.mean([s.analysis_hits.get(n, 0.0)
                                                          for n in ("economy_assessment", "round_importance")])),
                      "consistency": float(np.mean(checks)) if checks else np.nan,
@@ -341,13 +363,18 @@ def summarise(scores: list[FrameScore], seed: int = 0) -> dict:
     out["schema_compliance"] = _with_ci([s.valid for s in scores], seed)
     fields = {}
     for name in GAME_STATE_FIELDS:
-        hits = [s.outcomes[name] in ("hit", "both_null") for s in scores]
-        row = {"accuracy": _with_ci(hits, seed), **{k: sum(s.outcomes[name] == k for s in scores)
-                                                    for k in ("hit", "both_null", "missed_null", "false_value", "wrong")}}
+        labelled = [s for s in scores if s.outcomes[name] in LABELLED]
+        null_label = [s for s in scores if s.outcomes[name] not in LABELLED]
+        row = {"value_accuracy": _with_ci([field_hit(s, name) for s in labelled] or [np.nan], seed),
+               "labelled": len(labelled),
+               "null_when_null": _rate(sum(s.outcomes[name] == "both_null" for s in null_label), len(null_label)),
+               "null_when_value": _rate(sum(s.outcomes[name] == "missed_null" for s in labelled), len(labelled)),
+               **{k: sum(s.outcomes[name] == k for s in scores)
+                  for k in ("hit", "both_null", "missed_null", "false_value", "wrong")}}
         if name in NUMERIC_FIELDS:
             errs = [s.abs_error[name] for s in scores if name in s.abs_error]
             row["mae"] = float(np.mean(errs)) if errs else None
-            row["within_tolerance"] = _with_ci([s.within_tol.get(name, False) for s in scores], seed)
+            row["within_tolerance"] = _with_ci([field_hit(s, name, True) for s in labelled] or [np.nan], seed)
         if name in LIST_FIELDS:
             prf = np.array([s.list_f1[name] for s in scores]) if scores else np.zeros((0, 3))
             row.update(precision=float(prf[:, 0].mean()) if len(prf) else None,
@@ -357,8 +384,14 @@ def summarise(scores: list[FrameScore], seed: int = 0) -> dict:
             row["errors"] = verdict([s.pairs[name] for s in scores], name in NUMERIC_FIELDS)
         fields[name] = row
     out["fields"] = fields
-    out["mean_field_accuracy"] = _with_ci([np.mean([s.outcomes[n] in ("hit", "both_null") for n in GAME_STATE_FIELDS])
-                                           for s in scores], seed)
+    out["value_accuracy"] = _with_ci([frame_value_accuracy(s) for s in scores] or [np.nan], seed)
+    out["value_accuracy_tolerant"] = _with_ci([frame_value_accuracy(s, True) for s in scores] or [np.nan], seed)
+    both = sum(s.outcomes[n] == "both_null" for s in scores for n in GAME_STATE_FIELDS)
+    null_labels = sum(s.outcomes[n] in ("both_null", "false_value") for s in scores for n in GAME_STATE_FIELDS)
+    missed = sum(s.outcomes[n] == "missed_null" for s in scores for n in GAME_STATE_FIELDS)
+    labelled = sum(s.outcomes[n] in LABELLED for s in scores for n in GAME_STATE_FIELDS)
+    out["null_handling"] = {"null_when_null": _rate(both, null_labels), "null_when_value": _rate(missed, labelled),
+                            "null_labels": null_labels, "labelled_values": labelled}
     out["analysis"] = {name: _with_ci([s.analysis_hits.get(name, 0.0) for s in scores], seed)
                        for name in ("economy_assessment", "round_importance", "immediate_threats", "opportunities")}
     out["consistency"] = {}
@@ -376,15 +409,20 @@ def summarise(scores: list[FrameScore], seed: int = 0) -> dict:
     return out
 
 
+def _rate(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
 def slices(scores: list[FrameScore]) -> dict:
-    """Mean field accuracy and schema compliance per source and per resolution."""
+    """Value accuracy and schema compliance per source and per resolution."""
     out: dict = {}
     for key in ("source", "height"):
         groups: dict = {}
         for s in scores:
             groups.setdefault(str(s.slice.get(key)), []).append(s)
         out[key] = {g: {"n": len(v), "schema_compliance": float(np.mean([s.valid for s in v])),
-                        "mean_field_accuracy": float(np.mean([field_accuracy(v, n) for n in GAME_STATE_FIELDS]))}
+                        "value_accuracy": float(np.nanmean([frame_value_accuracy(x) for x in v]))
+                        if any(not np.isnan(frame_value_accuracy(x)) for x in v) else None}
                     for g, v in sorted(groups.items())}
     return out
 

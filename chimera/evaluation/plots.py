@@ -22,7 +22,7 @@ HISTOGRAM_FIELDS = ("player_health", "player_money", "alive_enemies")
 def write_plots(summary: dict, scores: list[FrameScore], folder: str | Path, title: str) -> list[Path]:
     folder = Path(folder)
     written = []
-    acc = pd.DataFrame([{"field": f, "accuracy": summary["fields"][f]["accuracy"]["value"]} for f in GAME_STATE_FIELDS])
+    acc = pd.DataFrame([{"field": f, "accuracy": summary["fields"][f]["value_accuracy"]["value"]} for f in GAME_STATE_FIELDS])
     written.append(write_csv(folder / "field_accuracy.csv", acc))
     for name in CONFUSION_FIELDS:
         written.append(write_csv(folder / f"confusion_{name}.csv",
@@ -32,10 +32,12 @@ def write_plots(summary: dict, scores: list[FrameScore], folder: str | Path, tit
         written.append(write_csv(folder / f"errors_{name}.csv", pd.DataFrame(errs, columns=["error"])))
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    lo = [summary["fields"][f]["accuracy"]["value"] - summary["fields"][f]["accuracy"]["ci95"][0] for f in GAME_STATE_FIELDS]
-    hi = [summary["fields"][f]["accuracy"]["ci95"][1] - summary["fields"][f]["accuracy"]["value"] for f in GAME_STATE_FIELDS]
-    ax.barh(acc.field, acc.accuracy, xerr=[lo, hi], color="#4c72b0", capsize=2)
-    ax.set(xlim=(0, 1), xlabel="accuracy (95% bootstrap CI)", title=f"{title}: game_state accuracy per field")
+    lo = [summary["fields"][f]["value_accuracy"]["value"] - summary["fields"][f]["value_accuracy"]["ci95"][0] for f in GAME_STATE_FIELDS]
+    hi = [summary["fields"][f]["value_accuracy"]["ci95"][1] - summary["fields"][f]["value_accuracy"]["value"] for f in GAME_STATE_FIELDS]
+    # a field no label has a value for (e.g. map_name, never drawn) has no accuracy: an empty bar
+    ax.barh(acc.field, np.nan_to_num(acc.accuracy.astype(float)), xerr=np.nan_to_num([lo, hi]), color="#4c72b0", capsize=2)
+    ax.set(xlim=(0, 1), xlabel="value accuracy, labelled frames only (95% bootstrap CI)",
+           title=f"{title}: game_state accuracy per field")
     ax.invert_yaxis()
     fig.tight_layout()
     written.append(save_figure(fig, folder / "field_accuracy.png"))
@@ -63,10 +65,11 @@ def write_plots(summary: dict, scores: list[FrameScore], folder: str | Path, tit
 
 
 def comparison_plot(report: dict, path: str | Path) -> Path:
-    """Left: headline rates per model with 95% CIs. Right: paired differences against each baseline."""
-    models = report["models"]
+    """Left: headline rates per row (baselines and models) with 95% CIs, the constant predictor's value accuracy
+    as a dashed line. Right: paired differences against each comparison's reference."""
+    models = report["rows"]
     names = list(models)
-    bars = [("value_accuracy", "game_state acc."), ("analysis_accuracy", "economy+importance"),
+    bars = [("value_accuracy", "game_state value acc."), ("analysis_accuracy", "economy+importance"),
             ("consistency", "consistency"), ("grounding", "grounding")]
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5), gridspec_kw={"width_ratios": [3, 2]})
     width = 0.8 / (len(bars) + 1)
@@ -78,8 +81,11 @@ def comparison_plot(report: dict, path: str | Path) -> Path:
         errs = np.nan_to_num(np.abs([values - ci[:, 0], ci[:, 1] - values]))
         left.bar([i + k * width for i in range(len(names))], np.nan_to_num(values), width, yerr=errs, label=label,
                  capsize=2)
+    constant = (models.get("constant") or {}).get("value_accuracy", {}).get("value")
+    if constant is not None:
+        left.axhline(constant, color="black", ls="--", lw=1, label="constant predictor (value acc.)")
     left.set_xticks([i + width * len(bars) / 2 for i in range(len(names))], names, rotation=15)
-    left.set(ylim=(0, 1.05), ylabel="rate (95% bootstrap CI)", title="Models on the evaluation frames")
+    left.set(ylim=(0, 1.05), ylabel="rate (95% bootstrap CI)", title="Baselines and models on the evaluation frames")
     left.legend(fontsize=8, ncol=3)
 
     rows = [(f"{c['model']} - {c['baseline']}", key, c[key]) for c in report["comparisons"]

@@ -1,7 +1,10 @@
-"""The research question in one table: models A-E side by side, and paired differences with bootstrap CIs.
+"""The research question in one table: baselines and models A-E side by side, and paired differences with
+bootstrap CIs.
 
-Every model is scored on the same evaluation frames, so differences are paired per frame: the bootstrap
-resamples frames, not models, which is far tighter than comparing two independent CIs.
+Every row is scored on the same evaluation frames, so differences are paired per frame: the bootstrap
+resamples frames, not models, which is far tighter than comparing two independent CIs. Every model stands
+beside the trivial baselines of the same run (constant, OCR, hybrid), and its margin over the constant
+predictor is reported with its interval; the report says first which models do not beat the constant.
 """
 
 from __future__ import annotations
@@ -10,20 +13,25 @@ import numpy as np
 import pandas as pd
 
 from chimera.evaluation.metrics import bootstrap_ci
+from chimera.schema import GAME_STATE_FIELDS
 
 # per-frame columns of metrics.frame_rows that the report compares, with what they mean to a reader
 FRAME_METRICS = {
     "json_found": "JSON found",
     "valid": "schema compliance",
-    "value_accuracy": "game_state accuracy (labelled fields)",
+    "value_accuracy": "game_state value accuracy",
+    "value_accuracy_tolerant": "value accuracy within tolerance",
     "analysis_accuracy": "economy + importance accuracy",
     "consistency": "self-consistency",
     "grounding": "grounding",
 }
+HEADLINE = "value_accuracy"
+CONSTANT = "constant"
+OCR_FIELDS = ("player_money", "player_armor", "player_health")
 
 
 def paired_delta(a: pd.Series, b: pd.Series, seed: int = 0, n: int = 2000) -> dict:
-    """mean(a - b) over the frames both models have a value for, with a 95% bootstrap CI over frames."""
+    """mean(a - b) over the frames both rows have a value for, with a 95% bootstrap CI over frames."""
     joined = pd.concat([a.rename("a"), b.rename("b")], axis=1, join="inner").dropna()
     diffs = (joined.a - joined.b).to_numpy(dtype=float)
     if len(diffs) == 0:
@@ -34,19 +42,25 @@ def paired_delta(a: pd.Series, b: pd.Series, seed: int = 0, n: int = 2000) -> di
 
 
 def build_report(summaries: dict[str, dict], frames: dict[str, pd.DataFrame], comparisons: list[list[str]],
-                 training: dict[str, dict] | None = None, seed: int = 0) -> dict:
-    """summaries: model -> metrics/<model>.json; frames: model -> plots/<model>/frames.csv (indexed by id)."""
-    models = {}
+                 training: dict[str, dict] | None = None, seed: int = 0,
+                 baselines: tuple[str, ...] = ()) -> dict:
+    """summaries: row -> metrics/eval/<row>.json; frames: row -> plots/eval/<row>/frames.csv (indexed by id).
+    `baselines` names the rows that are baselines (listed first); the others are models."""
+    rows = {}
     for name, summary in summaries.items():
         table = frames[name]
-        models[name] = {
+        rows[name] = {
+            "kind": "baseline" if name in baselines else "model",
             "n_frames": summary["n_frames"],
             "json_validity": summary["json_validity"]["value"],
             "schema_compliance": summary["schema_compliance"]["value"],
-            "mean_field_accuracy": summary["mean_field_accuracy"]["value"],
+            "null_handling": summary.get("null_handling"),
+            "fields": {f: summary["fields"][f]["value_accuracy"]["value"] for f in GAME_STATE_FIELDS},
             **{key: _mean_ci(table[key], seed) for key in FRAME_METRICS if key not in ("valid", "json_found")},
             "training": (training or {}).get(name),
         }
+        if CONSTANT in frames and name != CONSTANT:
+            rows[name]["margin_over_constant"] = paired_delta(table[HEADLINE], frames[CONSTANT][HEADLINE], seed)
     deltas = []
     for a, b in comparisons:
         if a not in frames or b not in frames:
@@ -55,7 +69,10 @@ def build_report(summaries: dict[str, dict], frames: dict[str, pd.DataFrame], co
         for key in FRAME_METRICS:
             row[key] = paired_delta(frames[a][key], frames[b][key], seed)
         deltas.append(row)
-    return {"models": models, "comparisons": deltas}
+    models = [n for n, r in rows.items() if r["kind"] == "model"]
+    below = [n for n in models if (rows[n].get("margin_over_constant") or {}).get("verdict") != "better"]
+    return {"rows": rows, "comparisons": deltas, "headline": HEADLINE,
+            "models_not_beating_constant": below, "models_beating_constant": [n for n in models if n not in below]}
 
 
 def _mean_ci(values: pd.Series, seed: int) -> dict:
@@ -68,24 +85,60 @@ def _pct(value) -> str:
     return "-" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{100 * value:.0f}%"
 
 
+def _ci(cell: dict) -> str:
+    if cell["value"] is None:
+        return "-"
+    lo, hi = cell["ci95"]
+    return f"{_pct(cell['value'])} [{_pct(lo)}, {_pct(hi)}]"
+
+
+def _delta(d: dict) -> str:
+    if d["delta"] is None:
+        return "-"
+    return f"{100 * d['delta']:+.0f} pts [{100 * d['ci95'][0]:+.0f}, {100 * d['ci95'][1]:+.0f}]"
+
+
+def verdict_line(report: dict) -> str:
+    """The first thing a reader sees: which models beat the constant predictor, which do not."""
+    below, above = report["models_not_beating_constant"], report["models_beating_constant"]
+    if not above:
+        return ("**No model beats the constant predictor** on game_state value accuracy (paired 95% interval "
+                "above zero): " + ", ".join(below) + ".")
+    if below:
+        return (f"**Models that do not beat the constant predictor**: {', '.join(below)}. "
+                f"Models that do: {', '.join(above)}.")
+    return f"Every model beats the constant predictor: {', '.join(above)}."
+
+
 def markdown(report: dict) -> str:
-    """The two tables the README shows: per model, and paired differences."""
-    lines = ["| model | frames | JSON found | schema-valid | game_state acc. (labelled) | economy+importance | "
-             "consistency | grounding | train loss first -> last |", "|" + "---|" * 9]
-    for name, m in report["models"].items():
+    """The verdict, then the table of baselines and models, numeric HUD fields, and paired differences."""
+    lines = [verdict_line(report), "",
+             "Value accuracy counts only fields whose label has a value (a null label is never credited); null "
+             "handling is shown separately. Intervals are 95% bootstrap over frames; margins are paired per frame.",
+             "",
+             "| row | kind | frames | JSON found | schema-valid | value accuracy | within tolerance | "
+             "margin over constant | economy+importance | null when null | null when value | consistency | "
+             "grounding | train loss first -> last |", "|" + "---|" * 14]
+    for name, m in report["rows"].items():
         t = m.get("training") or {}
         loss = f"{t['first_loss']:.2f} -> {t['final_loss']:.2f}" if t.get("first_loss") is not None else "-"
-        lines.append(f"| {name} | {m['n_frames']} | {_pct(m['json_validity'])} | {_pct(m['schema_compliance'])} | "
-                     f"{_pct(m['value_accuracy']['value'])} | {_pct(m['analysis_accuracy']['value'])} | "
+        nulls = m.get("null_handling") or {}
+        margin = _delta(m["margin_over_constant"]) if m.get("margin_over_constant") else "-"
+        lines.append(f"| {name} | {m['kind']} | {m['n_frames']} | {_pct(m['json_validity'])} | "
+                     f"{_pct(m['schema_compliance'])} | {_ci(m['value_accuracy'])} | "
+                     f"{_ci(m['value_accuracy_tolerant'])} | {margin} | {_ci(m['analysis_accuracy'])} | "
+                     f"{_pct(nulls.get('null_when_null'))} | {_pct(nulls.get('null_when_value'))} | "
                      f"{_pct(m['consistency']['value'])} | {_pct(m['grounding']['value'])} | {loss} |")
+    lines += ["", "Numeric HUD fields (value accuracy, exact), where OCR competes:", "",
+              "| row | " + " | ".join(OCR_FIELDS) + " |", "|" + "---|" * (len(OCR_FIELDS) + 1)]
+    for name, m in report["rows"].items():
+        lines.append(f"| {name} | " + " | ".join(_pct(m["fields"][f]) for f in OCR_FIELDS) + " |")
     if report["comparisons"]:
-        lines += ["", "| comparison | " + " | ".join(FRAME_METRICS.values()) + " |",
-                  "|" + "---|" * (len(FRAME_METRICS) + 1)]
+        keys = [k for k in FRAME_METRICS if k != "json_found"]
+        lines += ["", "| comparison (paired, n frames) | " + " | ".join(FRAME_METRICS[k] for k in keys) + " |",
+                  "|" + "---|" * (len(keys) + 1)]
         for row in report["comparisons"]:
-            cells = []
-            for key in FRAME_METRICS:
-                d = row[key]
-                cells.append("-" if d["delta"] is None else
-                             f"{100 * d['delta']:+.0f} pts [{100 * d['ci95'][0]:+.0f}, {100 * d['ci95'][1]:+.0f}] (n={d['n']})")
-            lines.append(f"| {row['model']} vs {row['baseline']} | " + " | ".join(cells) + " |")
+            n = row[HEADLINE]["n"]
+            lines.append(f"| {row['model']} vs {row['baseline']} (n={n}) | "
+                         + " | ".join(_delta(row[k]) for k in keys) + " |")
     return "\n".join(lines) + "\n"

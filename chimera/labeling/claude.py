@@ -155,9 +155,10 @@ class LabelRun:
 
 
 class ClaudeLabeler:
-    def __init__(self, config: ClaudeConfig, cache_dir: str | Path, client=None):
+    def __init__(self, config: ClaudeConfig, cache_dir: str | Path | None, client=None):
+        """cache_dir None: no cache at all (Claude evaluated as a model answers every frame afresh)."""
         self.config = config
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self._client = client
 
     @property
@@ -171,11 +172,13 @@ class ClaudeLabeler:
         return self.cache_dir / f"{key}.json"
 
     def _cached(self, image_sha: str) -> dict | None:
+        if self.cache_dir is None:
+            return None
         path = self.cache_path(image_sha)
         return {**read_json(path), "from_cache": True} if path.exists() else None
 
     def _store(self, image_sha: str, record: dict) -> None:
-        if record.get("analysis") is not None:
+        if self.cache_dir is not None and record.get("analysis") is not None:
             write_json(self.cache_path(image_sha), record)
 
     def label_one(self, image_id: str, data: bytes) -> dict:

@@ -8,6 +8,13 @@ icon and C4 timer in place of the round timer when planted.
 
 Everything is drawn on a 1920x1080 canvas (scaled by the HUD scale) and resized to the output size, so any
 16:9 size works. Deterministic: the same (state, extras, style) gives the same bytes.
+
+A label says only what its frame shows. `sample_state` returns a GameState whose every non-null field is
+drawn: the map is not on the HUD (it lives in Extras, for the radar's place names), so map_name is null; the
+site is drawn (a letter in the planted-bomb icon) only after a plant, so it is null otherwise; each bomb status
+has its own element (C4 in the inventory or on the radar, a "bomb dropped" alert, the planted icon, the
+round-end banner; "not_visible" is the absence of all of them). `label_elements` names, per labelled field,
+the HUD elements that carry it; tests read them back from the pixels.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ NAMES = ["ZywOo", "ropz", "apEX", "flameZ", "mezii", "FalleN", "yuurih", "KSCERA
 COLOR_CT, COLOR_T = (93, 151, 227), (222, 171, 65)
 UTILITY_LIMITS = {"Flashbang": 2, "Smoke Grenade": 1, "HE Grenade": 1, "Molotov": 1, "Incendiary Grenade": 1,
                   "Decoy Grenade": 1}
+PLANTED_ICON, BOMB_ICON = (220, 40, 40), (250, 120, 20)
 AMMO = {"pistol": (12, 24), "smg": (30, 120), "rifle": (30, 90), "sniper": (5, 30), "heavy": (8, 32)}
 
 
@@ -59,6 +67,7 @@ class Extras:
     teammate_money: list[int] = field(default_factory=list)
     kill_feed: list[tuple[str, str, str]] = field(default_factory=list)  # (killer, weapon, victim)
     player_name: str = "you"
+    map_name: str = "de_mirage"               # not drawn (the HUD does not show it): never in the label
 
 
 @dataclass
@@ -132,7 +141,7 @@ def sample_state(rng: random.Random) -> tuple[GameState, Extras]:
     health = 100 if phase == "buy" else rng.choice([100, 100, rng.randint(1, 100)])
     armor = 0 if (pistol and phase == "buy") else rng.choice([0, 100, 100, rng.randint(1, 100)])
 
-    site = "none"
+    site: str | None = None
     bomb_time = None
     has_bomb = False
     if phase == "post_plant":
@@ -157,8 +166,10 @@ def sample_state(rng: random.Random) -> tuple[GameState, Extras]:
     feed = [(rng.choice(names), rng.choice(["AK-47", "M4A1-S", "AWP", "Desert Eagle", "USP-S"]), rng.choice(names))
             for _ in range(0 if phase == "buy" else rng.randint(0, 3))]
     time_left = 115.0 if phase == "buy" else round(rng.uniform(0, 115), 0)
+    if phase != "post_plant":
+        site = None  # only a planted bomb's icon shows the site
     state = GameState(
-        map_name=map_name, round_phase=phase, player_side=side, player_health=health, player_armor=armor,
+        map_name=None, round_phase=phase, player_side=side, player_health=health, player_armor=armor,
         player_money=money, team_money_total=None, weapon_primary=primary, weapon_secondary=secondary,
         utility=utility, alive_teammates=alive_teammates, alive_enemies=alive_enemies, bomb_status=bomb,
         site=site, visible_enemies=visible)
@@ -171,7 +182,7 @@ def sample_state(rng: random.Random) -> tuple[GameState, Extras]:
                     bomb_time_left_s=bomb_time, ammo_clip=rng.randint(0, clip_max), ammo_reserve=rng.randint(0, reserve_max),
                     active_slot=active, has_kit=side == "CT" and rng.random() < 0.5 and not pistol, has_bomb=has_bomb,
                     place=rng.choice(MAPS[map_name]), teammate_money=teammate_money, kill_feed=feed,
-                    player_name=names[0])
+                    player_name=names[0], map_name=map_name)
     return state, extras
 
 
@@ -267,8 +278,9 @@ def render_frame(state: GameState, extras: Extras, style: Style,
 
     # scene: enemies in view and the view model
     for i in range(state.visible_enemies or 0):
-        _enemy(d, rng.randint(500, 1400), rng.randint(380, 560), rng.uniform(0.5, 1.1),
-               tuple(max(0, c - 90) for c in enemy_color) + (255,))
+        x, y, scale = rng.randint(500 + 300 * i, 700 + 300 * i), rng.randint(380, 560), rng.uniform(0.5, 1.1)
+        _enemy(d, x, y, scale, enemy_silhouette(enemy_color) + (255,))
+        boxes[f"enemy_{i}"] = (int(x - 22 * scale), int(y), int(x + 22 * scale), int(y + 170 * scale))
     active_weapon = {"primary": state.weapon_primary, "secondary": state.weapon_secondary}.get(extras.active_slot) or "Knife"
     _viewmodel(d, rng, weapon_kind(active_weapon))
 
@@ -282,6 +294,10 @@ def render_frame(state: GameState, extras: Extras, style: Style,
     for i in range(state.alive_teammates or 0):
         px, py = cx + rng.randint(-r // 2, r // 2), cy + rng.randint(-r // 2, r // 2)
         d.ellipse([px - 6, py - 6, px + 6, py + 6], fill=own_color)
+    if state.bomb_status == "carried" and not extras.has_bomb:  # the T radar shows the bomb on its carrier
+        bx, by = cx + r // 3, cy - r // 3
+        d.rectangle([bx - 12 * s, by - 8 * s, bx + 12 * s, by + 8 * s], fill=BOMB_ICON, outline=(0, 0, 0))
+        boxes["bomb_radar"] = (int(bx - 12 * s), int(by - 8 * s), int(bx + 12 * s), int(by + 8 * s))
     d.polygon([(cx, cy - 10), (cx - 7, cy + 8), (cx + 7, cy + 8)], fill=(255, 255, 255))
     text("place", (cx, cy + r + 8 * s), extras.place, 22, anchor="ma")
 
@@ -290,7 +306,10 @@ def render_frame(state: GameState, extras: Extras, style: Style,
     panel = [mid - 70 * s, 6 * s, mid + 70 * s, 90 * s]
     d.rectangle(panel, fill=(0, 0, 0, 140))
     if state.bomb_status == "planted":
-        d.ellipse([mid - 18 * s, 12 * s, mid + 18 * s, 48 * s], fill=(220, 40, 40))
+        d.ellipse([mid - 18 * s, 12 * s, mid + 18 * s, 48 * s], fill=PLANTED_ICON)
+        boxes["bomb_planted"] = (int(mid - 18 * s), int(12 * s), int(mid + 18 * s), int(48 * s))
+        if state.site in ("A", "B"):  # the planted site's letter in the icon, as the radar marks it
+            text("site", (mid, 30 * s), state.site, 22, anchor="mm")
         if extras.bomb_time_left_s is not None:
             text("c4_timer", (mid, 50 * s), f"{extras.bomb_time_left_s:.0f}", 16, fill=(255, 90, 90), anchor="ma")
     else:
@@ -305,12 +324,23 @@ def render_frame(state: GameState, extras: Extras, style: Style,
         for i in range(5):
             x = mid + direction * (90 + i * 62) * s
             box = [x - 27 * s, 8 * s, x + 27 * s, 62 * s]
+            boxes[f"portrait_{'own' if team == 0 else 'enemy'}_{i}"] = tuple(int(v) for v in box)
             living = i < alive
             d.rectangle(box, fill=(color if living else (70, 70, 70)) + (230 if living else 160,),
                         outline=(255, 255, 255, 120))
             d.ellipse([x - 12 * s, 14 * s, x + 12 * s, 38 * s], fill=(30, 30, 30) if living else (110, 110, 110))
             if team == 0 and i > 0 and extras.teammate_money and state.round_phase in ("buy", "freezetime"):
                 text(f"teammate_money_{i}", (x, 66 * s), f"${extras.teammate_money[i - 1]}", 14, anchor="ma")
+
+    # alerts and banners under the top panel: what the phase and the bomb are when no timer tells
+    if state.round_phase in ("buy", "freezetime"):
+        text("buy_hint", (mid, 150 * s), "BUY PHASE  press B", 24, fill=(140, 230, 140), anchor="ma")
+    if state.bomb_status == "dropped":
+        text("bomb_dropped", (mid, 190 * s), "The bomb has been dropped", 22, fill=(255, 200, 80), anchor="ma")
+    if state.round_phase == "round_end":
+        winner = ("Counter-Terrorists" if state.bomb_status == "defused" else "Terrorists") + " win"
+        reason = {"defused": "Bomb defused", "exploded": "Target bombed"}.get(state.bomb_status or "", "")
+        text("round_end_banner", (mid, 230 * s), f"{winner}  {reason}".strip(), 34, anchor="ma")
 
     # kill feed, top right
     for i, (killer, weapon, victim) in enumerate(extras.kill_feed):
@@ -339,7 +369,7 @@ def render_frame(state: GameState, extras: Extras, style: Style,
     if extras.active_slot != "knife":
         text("ammo", (W - 360 * s, H - 78 * s), f"{extras.ammo_clip}", 40)
         text("ammo_reserve", (W - 300 * s, H - 68 * s), f"/ {extras.ammo_reserve}", 26, fill=(200, 200, 200))
-    inventory = [("weapon_primary", state.weapon_primary), ("weapon_secondary", state.weapon_secondary), (None, "Knife")]
+    inventory = [("weapon_primary", state.weapon_primary), ("weapon_secondary", state.weapon_secondary), ("knife", "Knife")]
     inventory += [(f"utility_{i}", g) for i, g in enumerate(state.utility or [])]
     if extras.has_bomb:
         inventory.append(("bomb", "C4"))
@@ -365,6 +395,35 @@ def render_frame(state: GameState, extras: Extras, style: Style,
     fx, fy = style.width / W, style.height / H
     scaled = {k: (int(b[0] * fx), int(b[1] * fy), math.ceil(b[2] * fx), math.ceil(b[3] * fy)) for k, b in boxes.items()}
     return frame, scaled
+
+
+def enemy_silhouette(enemy_color: tuple[int, int, int]) -> tuple[int, int, int]:
+    return tuple(max(0, c - 90) for c in enemy_color)
+
+
+def label_elements(state: GameState, extras: Extras) -> dict[str, list[str]]:
+    """For every non-null field of the label, the HUD elements (keys of render_frame's boxes) that show it.
+    An empty list means the value is shown by absence (no enemy in view, no bomb on a CT's HUD, no grenades)."""
+    phase_element = {"buy": ["buy_hint"], "freezetime": ["buy_hint"], "playing": ["timer"],
+                     "post_plant": ["bomb_planted"], "round_end": ["round_end_banner"]}
+    bomb_element = {"carried": ["bomb"] if extras.has_bomb else ["bomb_radar"], "dropped": ["bomb_dropped"],
+                    "planted": ["bomb_planted"], "defused": ["round_end_banner"], "exploded": ["round_end_banner"],
+                    "not_visible": []}
+    own = [f"portrait_own_{i}" for i in range(5)]
+    enemy = [f"portrait_enemy_{i}" for i in range(5)]
+    elements = {
+        "round_phase": phase_element.get(state.round_phase or "", []),
+        "player_side": own,
+        "player_health": ["health"], "player_armor": ["armor"], "player_money": ["money"],
+        "team_money_total": ["money"] + [f"teammate_money_{i}" for i in range(1, 5)],
+        "weapon_primary": ["weapon_primary"], "weapon_secondary": ["weapon_secondary"],
+        "utility": [f"utility_{i}" for i in range(len(state.utility or []))] or ["knife"],
+        "alive_teammates": own, "alive_enemies": enemy,
+        "bomb_status": bomb_element.get(state.bomb_status or "", []),
+        "site": ["site"],
+        "visible_enemies": [f"enemy_{i}" for i in range(state.visible_enemies or 0)],
+    }
+    return {name: keys for name, keys in elements.items() if getattr(state, name) is not None}
 
 
 def png_bytes(image: Image.Image) -> bytes:

@@ -25,5 +25,5 @@ def overfit(examples: list[tuple[str, str, dict]], cfg: SFTRunConfig, max_new_to
     metrics, _ = evaluate(records, labels)
     return {"first_loss": summary["first_loss"], "final_loss": summary["final_loss"], "steps": summary["steps"],
             "schema_compliance": metrics["schema_compliance"]["value"],
-            "mean_field_accuracy": metrics["mean_field_accuracy"]["value"],
-            "field_accuracy": {f: row["accuracy"]["value"] for f, row in metrics["fields"].items()}}
+            "value_accuracy": metrics["value_accuracy"]["value"],
+            "field_accuracy": {f: row["value_accuracy"]["value"] for f, row in metrics["fields"].items()}}

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import re
 
-from chimera.evaluation.metrics import (DEFAULT_TOLERANCES, consistency, extract_facts, fact_holds, score_frame,
-                                        text_similarity, winprob_agreement)
-from chimera.schema import GAME_STATE_FIELDS, UTILITY, parse_model_output
+from chimera.evaluation.metrics import (DEFAULT_TOLERANCES, consistency, extract_facts, fact_holds,
+                                        frame_value_accuracy, score_frame, text_similarity, winprob_agreement)
+from chimera.schema import UTILITY, parse_model_output
 
 ACTION_WORDS = re.compile(r"\b(hold|retake|execute|rotate|plant|defuse|push|peek|save|buy|trade|smoke|flash|molly|"
                           r"molotov|nade|take|hit|fall back|play|wait|group|stack|lurk|cover|anchor)\b", re.I)
@@ -51,8 +51,8 @@ def format_reward(completions, **row) -> list[float]:
 
 
 def perception_reward(completions, label=None, **row) -> list[float]:
-    """Share of game_state fields right, scored by the evaluation (aliases, nulls, partial JSON), with numbers
-    within the evaluation's tolerances counted right."""
+    """The evaluation's value accuracy of the completion (labelled fields only, numbers within the evaluation's
+    tolerances counted right); 0 for output that answers no field, or a label with no value to check."""
     labels = label if isinstance(label, list) else [label] * len(completions)
     out = []
     for completion, lab in zip(completions, labels):
@@ -62,12 +62,8 @@ def perception_reward(completions, label=None, **row) -> list[float]:
             continue
         score = score_frame("", {"analysis": None, "raw_text": _text(completion)}, {"analysis": truth},
                             DEFAULT_TOLERANCES)
-        if not any(score.outcomes[name] in ("hit", "wrong", "false_value") for name in GAME_STATE_FIELDS):
-            out.append(0.0)  # no field answered: nulls everywhere earn nothing, even where the label is null
-            continue
-        hits = sum(score.outcomes[name] in ("hit", "both_null") or score.within_tol.get(name, False)
-                   for name in GAME_STATE_FIELDS)
-        out.append(hits / len(GAME_STATE_FIELDS))
+        accuracy = frame_value_accuracy(score, tolerant=True)
+        out.append(0.0 if accuracy != accuracy else accuracy)  # nan: the label has no value to check
     return out
 
 

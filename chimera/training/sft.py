@@ -47,6 +47,8 @@ class SFTRunConfig:
     seed: int = 0
     dvclive_dir: str | None = None
     merge: bool = True
+    eval_steps: int = 25                      # eval loss on the val set every this many steps (when one is given)
+    early_stopping_patience: int | None = None  # stop after this many evals without a better val loss
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -107,24 +109,34 @@ def load_for_training(cfg, padding_side: str = "right"):
     return model, processor
 
 
-def make_trainer(cfg: SFTRunConfig, model, processor, dataset, max_steps: int | None = None, callbacks=()):
+def make_trainer(cfg: SFTRunConfig, model, processor, dataset, max_steps: int | None = None, callbacks=(),
+                 eval_dataset=None):
     from peft import get_peft_model
+    from transformers import EarlyStoppingCallback
     from trl import SFTConfig, SFTTrainer
 
     on_gpu = torch.cuda.is_available()
+    evaluating = eval_dataset is not None and len(eval_dataset) > 0
+    early = evaluating and cfg.early_stopping_patience
+    eval_args = dict(eval_strategy="steps", eval_steps=cfg.eval_steps, per_device_eval_batch_size=cfg.per_device_train_batch_size,
+                     load_best_model_at_end=bool(early), metric_for_best_model="eval_loss", greater_is_better=False,
+                     save_strategy="steps") if evaluating else {}
     args = SFTConfig(
         output_dir=cfg.output_dir, max_steps=max_steps or cfg.max_steps, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, logging_steps=cfg.logging_steps,
-        save_steps=cfg.save_steps, save_total_limit=cfg.save_total_limit, seed=cfg.seed, data_seed=cfg.seed,
+        save_steps=cfg.eval_steps if early else cfg.save_steps,  # load_best_model_at_end saves on the eval grid
+        save_total_limit=cfg.save_total_limit, seed=cfg.seed, data_seed=cfg.seed,
         bf16=on_gpu, use_cpu=not on_gpu, gradient_checkpointing=cfg.gradient_checkpointing,
         max_length=None,  # never cut image tokens
         report_to="none", lr_scheduler_type="cosine", warmup_steps=min(5, (max_steps or cfg.max_steps) // 10),
         dataloader_num_workers=0, remove_unused_columns=False if "images" in dataset.column_names else True,
-        disable_tqdm=False)
+        disable_tqdm=False, **eval_args)
+    if early:
+        callbacks = [*callbacks, EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)]
     peft_model = model if hasattr(model, "peft_config") else get_peft_model(model, lora_config(cfg))
-    return SFTTrainer(model=peft_model, args=args, train_dataset=dataset, processing_class=processor,
-                      callbacks=list(callbacks))
+    return SFTTrainer(model=peft_model, args=args, train_dataset=dataset, eval_dataset=eval_dataset if evaluating else None,
+                      processing_class=processor, callbacks=list(callbacks))
 
 
 def peak_memory_mb() -> float:
@@ -142,17 +154,22 @@ def dvclive_callbacks(path: str | None) -> list:
     return [DVCLiveCallback(live=Live(dir=path, save_dvc_exp=False, dvcyaml=None), log_model=None)]
 
 
-def train(cfg: SFTRunConfig, dataset, resume: bool = False, callbacks=()) -> dict:
-    """Train, save the adapter (final_model/adapter) and a merged 16-bit model (final_model/merged_16bit)."""
+def train(cfg: SFTRunConfig, dataset, resume: bool = False, callbacks=(), eval_dataset=None) -> dict:
+    """Train, save the adapter (final_model/adapter) and a merged 16-bit model (final_model/merged_16bit).
+    With `eval_dataset`, the val loss is logged every `eval_steps` and reported (first, last, best)."""
     torch.manual_seed(cfg.seed)
     model, processor = load_for_training(cfg)
-    trainer = make_trainer(cfg, model, processor, dataset, callbacks=[*dvclive_callbacks(cfg.dvclive_dir), *callbacks])
+    trainer = make_trainer(cfg, model, processor, dataset, callbacks=[*dvclive_callbacks(cfg.dvclive_dir), *callbacks],
+                           eval_dataset=eval_dataset)
     start = time.perf_counter()
     checkpoints = sorted(Path(cfg.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
     resume_step = int(checkpoints[-1].name.rsplit("-", 1)[1]) if resume and checkpoints else 0
     result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume_step else None)
     seconds = time.perf_counter() - start
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
+    if eval_dataset is not None and len(eval_dataset):
+        trainer.evaluate()  # the final model's val loss, whatever the eval grid
+    val = [log["eval_loss"] for log in trainer.state.log_history if "eval_loss" in log]
     final = Path(cfg.output_dir) / "final_model"
     trainer.model.save_pretrained(final / "adapter")
     processor.save_pretrained(final / "adapter")
@@ -163,7 +180,10 @@ def train(cfg: SFTRunConfig, dataset, resume: bool = False, callbacks=()) -> dic
                "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
                "train_loss": result.training_loss, "peak_memory_mb": round(peak_memory_mb(), 1),
                "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
-               "examples": len(dataset), "resumed_from_step": resume_step, "config": cfg.to_json()}
+               "examples": len(dataset), "resumed_from_step": resume_step, "config": cfg.to_json(),
+               "val_examples": len(eval_dataset) if eval_dataset is not None else 0,
+               "first_val_loss": val[0] if val else None, "final_val_loss": val[-1] if val else None,
+               "best_val_loss": min(val) if val else None}
     (Path(cfg.output_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

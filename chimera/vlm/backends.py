@@ -24,6 +24,8 @@ from PIL import Image, UnidentifiedImageError
 from chimera.prompts import PROMPT_HASH, SYSTEM_PROMPT, USER_PROMPT, chat_messages
 from chimera.schema import ParseResult, analysis_json_schema, json_object_closed, parse_model_output
 
+DEFAULT_MAX_NEW_TOKENS = 320  # params.yaml infer.max_new_tokens (tests/test_cli.py keeps them equal)
+
 
 @dataclass
 class Prediction:
@@ -43,7 +45,9 @@ class Prediction:
                 "json_found": bool(self.parse and self.parse.json_found),
                 "errors": ([self.error] if self.error else []) + (self.parse.errors if self.parse else []),
                 "warnings": self.parse.warnings if self.parse else [], "latency_s": round(self.latency_s, 4),
-                "input_tokens": self.input_tokens, "output_tokens": self.output_tokens, **self.extra}
+                "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "failed": self.error is not None,  # not processed at all: retried on resume, never counted done
+                **self.extra}
 
 
 class Backend(Protocol):
@@ -74,7 +78,7 @@ def _load_all(images) -> tuple[list[tuple[str, Image.Image]], list[Prediction]]:
 class LocalBackend:
     """Qwen3-VL through transformers on CPU or GPU."""
 
-    def __init__(self, model, processor, name: str = "local", batch_size: int = 4, max_new_tokens: int = 512,
+    def __init__(self, model, processor, name: str = "local", batch_size: int = 4, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
                  do_sample: bool = False, temperature: float = 1.0):
         self.model, self.processor, self.name = model, processor, name
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
@@ -189,9 +193,14 @@ class OpenAICompatBackend:
 
 
 class ClaudeBackend:
-    """Claude as a model under evaluation, through the labeler's cached client."""
+    """Claude as a model under evaluation, through the labeler's client. Give it a labeler without a cache
+    (`ClaudeLabeler(config, cache_dir=None)`): scored from the labeling cache, Claude would be graded on its own
+    labels."""
 
     def __init__(self, labeler):
+        if labeler.cache_dir is not None:
+            raise ValueError("ClaudeBackend needs a labeler without a cache (cache_dir=None): a model under "
+                             "evaluation must not be served its own stored labels")
         self.labeler, self.name = labeler, f"claude:{labeler.config.model}"
 
     def analyze(self, images, progress=None) -> list[Prediction]:

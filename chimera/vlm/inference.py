@@ -1,12 +1,17 @@
 """Run a backend over frames: one prediction JSON per frame id + a Parquet table; resumable.
 
-A frame is skipped when a prediction already exists for the same model fingerprint and prompt hash, so an
-interrupted run continues where it stopped and a changed model or prompt predicts everything again.
+A frame's prediction is keyed by everything that changes it (`run_key`: the model's weights, the prompt and
+schema, the decoding settings and the pixel budget), so an interrupted run continues where it stopped and
+any change predicts everything again. Finished predictions are kept in a cache folder outside the DVC
+output (`.cache/predictions/<run_key>/`), so `dvc repro` may wipe the output and still lose nothing.
+A failed frame (unreadable image, server error) is written to the output for the report but never counts as
+done: a rerun retries it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 from chimera.io import read_json
@@ -28,32 +33,44 @@ def model_fingerprint(path_or_name: str) -> str:
     return f"{folder.name}@{h.hexdigest()[:12]}"
 
 
+def run_key(model_id: str, settings: dict | None = None) -> str:
+    """Everything that changes a prediction: weights, prompt + schema, decoding settings, pixel budget."""
+    payload = json.dumps({"model": model_id, "prompt": PROMPT_HASH, "settings": settings or {}}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def run_inference(backend, frames: list[tuple[str, str]], out_dir: str | Path, model_id: str,
-                  table: str | Path | None = None, batch: int = 16, progress=None) -> dict:
+                  table: str | Path | None = None, batch: int = 16, progress=None, settings: dict | None = None,
+                  cache_dir: str | Path | None = None) -> dict:
     """frames: (id, image path). Returns counts; writes out_dir/<id>.json and the table."""
     out_dir = Path(out_dir)
+    key = run_key(model_id, settings)
+    cache = Path(cache_dir) / key if cache_dir is not None else out_dir
     done, todo = [], []
     for image_id, path in frames:
-        existing = out_dir / f"{image_id}.json"
+        existing = cache / f"{image_id}.json"
         if existing.exists():
             record = read_json(existing)
-            if record.get("model") == model_id and record.get("prompt_hash") == PROMPT_HASH:
+            if record.get("run_key") == key and not record.get("failed"):
                 done.append(record)
                 continue
         todo.append((image_id, path))
-    skipped = len(done)
+    resumed = len(done)
     for start in range(0, len(todo), batch):  # save as we go: a crash loses at most one chunk
         predictions = backend.analyze(todo[start:start + batch], progress=progress)
-        records = [p.record(model_id) for p in predictions]
-        write_records(out_dir, records)
+        records = [{**p.record(model_id), "run_key": key} for p in predictions]
+        write_records(cache, records)
         done += records
     wanted = {image_id for image_id, _ in frames}
     done = [r for r in done if r["id"] in wanted]
+    if cache != out_dir:
+        write_records(out_dir, done)
     if table is not None:
         from chimera.io import write_parquet
         from chimera.records import flatten
 
         write_parquet(table, [{**flatten(r), "latency_s": r.get("latency_s"), "output_tokens": r.get("output_tokens"),
                                "json_found": r.get("json_found")} for r in done])
-    return {"predicted": len(todo), "skipped": skipped, "total": len(done),
+    return {"predicted": len(todo), "skipped": resumed, "total": len(done), "run_key": key,
+            "failed": sum(1 for r in done if r.get("failed")),
             "valid": sum(1 for r in done if r["analysis"] is not None)}

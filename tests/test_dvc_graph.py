@@ -1,0 +1,42 @@
+"""The DVC graph cannot go stale: every stage declares what its script reads (derived from the code)."""
+
+import dataclasses
+
+import pytest
+
+from dvc_graph import ROOT, declared_stages, params_read, script_reads, undeclared
+
+STAGES = declared_stages()
+
+
+@pytest.mark.parametrize("stage", STAGES, ids=[s.name for s in STAGES])
+def test_stage_declares_everything_its_script_reads(stage):
+    assert undeclared(stage.script, stage.deps, stage.outs, stage.params, stage.argv) == []
+
+
+def test_every_stage_script_is_in_the_graph():
+    scripts = {s.script.name for s in STAGES}
+    on_disk = {p.name for p in (ROOT / "stages").glob("*.py") if not p.name.startswith("_")}
+    assert on_disk == scripts
+
+
+def test_a_deleted_dep_is_caught():
+    """The check fails when a stage's deps entry is removed: a module, a data folder, a params key."""
+    infer = next(s for s in STAGES if s.name == "infer@B_sft100")
+    for removed in ("chimera/vlm", "data/labeled/splits.parquet", "stages/_common.py"):
+        broken = dataclasses.replace(infer, deps=infer.deps - {removed})
+        assert undeclared(broken.script, broken.deps, broken.outs, broken.params, broken.argv), removed
+    broken = dataclasses.replace(infer, params=infer.params - {"infer.max_new_tokens"})
+    assert "params infer.max_new_tokens" in undeclared(broken.script, broken.deps, broken.outs, broken.params,
+                                                       broken.argv)
+
+
+def test_reads_are_derived_from_code():
+    import ast
+
+    tree = ast.parse('p, q = params("infer"), params("model")\nx = p["batch_size"]\ny = params()["seed"]\n'
+                     'z = q.get("max_pixels")\nw = params("sft")["runs"][name]["shots"]\n')
+    assert params_read(tree) == {"infer.batch_size", "seed", "model.max_pixels", "sft.runs.*"}
+    reads = script_reads(ROOT / "stages" / "evaluate.py")
+    assert "chimera/evaluation/metrics.py" in reads.code and "chimera/schema.py" in reads.code  # transitive
+    assert "models/winprob.joblib" in reads.paths

@@ -1,0 +1,154 @@
+"""A label says only what its frame shows: every non-null field of a synthetic label is read back from the
+pixels (OCR for text, colours for icons and portraits), never taken from the renderer's own word.
+
+Frames are rendered clean (no blur or JPEG) at 1920x1080 with the sampled HUD scale and font, so a failure
+means an element is missing, not that OCR struggled with compression.
+"""
+
+import random
+import re
+from dataclasses import replace
+from difflib import SequenceMatcher
+
+import numpy as np
+import pytest
+from PIL import ImageDraw
+
+from chimera.evaluation.ocr import read_text
+from chimera.screens.hud import (BOMB_ICON, COLOR_CT, COLOR_T, PLANTED_ICON, enemy_silhouette, label_elements,
+                                 render_frame, sample_state, sample_style)
+
+N_STATES = 30
+
+
+def _text(image, box) -> str:
+    x0, y0, x1, y1 = box  # the detector needs a margin of background around the text, but not the neighbours
+    return " ".join(t for t, _, _ in read_text(image.crop((x0 - 10, y0 - 20, x1 + 10, y1 + 20))))
+
+
+def _alnum(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _says(image, box, expected: str) -> bool:
+    got, want = _alnum(_text(image, box)), _alnum(expected)
+    return bool(want) and (want in got or SequenceMatcher(None, got, want).ratio() >= 0.8)
+
+
+def _number(image, box) -> int | None:
+    digits = re.sub(r"\D", "", _text(image, box).replace("O", "0").replace("o", "0"))
+    if not digits:  # a lone small glyph ("0" armor) needs more context and size before the detector finds it
+        x0, y0, x1, y1 = box
+        wide = image.crop((x0 - 40, y0 - 30, x1 + 40, y1 + 30))
+        lines = read_text(wide.resize((wide.width * 3, wide.height * 3)))
+        digits = "".join(re.sub(r"\D", "", t.replace("O", "0")) for t, _, _ in lines)
+    return int(digits) if digits else None
+
+
+def _has_colour(image, box, colour, min_pixels: int = 20) -> bool:
+    x0, y0, x1, y1 = (max(0, v) for v in box)
+    pixels = np.asarray(image.crop((x0, y0, x1, y1)), dtype=np.int16)
+    return int((np.abs(pixels - np.array(colour)).sum(axis=-1) <= 6).sum()) >= min_pixels
+
+
+def _living_portraits(image, boxes, team: str) -> tuple[int, set]:
+    """Living portraits are drawn in a team colour; dead ones grey. Sampled below the head circle."""
+    count, colours = 0, set()
+    for i in range(5):
+        x0, y0, x1, y1 = boxes[f"portrait_{team}_{i}"]
+        pixel = tuple(int(v) for v in image.getpixel(((x0 + x1) // 2, y1 - max(2, (y1 - y0) // 8))))
+        distance = {name: sum(abs(a - b) for a, b in zip(pixel, colour)) for name, colour in
+                    (("CT", COLOR_CT), ("T", COLOR_T))}  # portraits are drawn at alpha 230 over the scene
+        name = min(distance, key=distance.get)
+        if distance[name] <= 60:
+            count += 1
+            colours.add(name)
+    return count, colours
+
+
+def readback_problems(image, boxes, state, extras) -> list[str]:
+    """Every labelled field whose element cannot be read back from the image (empty when all are)."""
+    problems = []
+    elements = label_elements(state, extras)
+    gs = state.model_dump()
+    for name, keys in elements.items():
+        missing = [k for k in keys if k not in boxes]
+        if missing:
+            problems.append(f"{name}: no element {missing}")
+            continue
+        value = gs[name]
+        ok = True
+        if name in ("player_health", "player_armor"):
+            ok = _number(image, boxes[keys[0]]) == value
+        elif name == "player_money":
+            ok = _number(image, boxes["money"]) == value
+        elif name == "team_money_total":
+            ok = sum(_number(image, boxes[k]) or 0 for k in keys) == value
+        elif name in ("weapon_primary", "weapon_secondary"):
+            ok = _says(image, boxes[keys[0]], value)
+        elif name == "utility":
+            ok = all(_says(image, boxes[k], g) for k, g in zip(keys, value)) if value else _says(image, boxes["knife"], "Knife")
+        elif name == "site":
+            ok = _says(image, boxes["site"], value) or _alnum(_text(image, boxes["site"])) == value.lower()
+        elif name in ("alive_teammates", "alive_enemies", "player_side"):
+            own, own_colours = _living_portraits(image, boxes, "own")
+            enemy, _ = _living_portraits(image, boxes, "enemy")
+            ok = {"alive_teammates": own - 1 == value, "alive_enemies": enemy == value,
+                  "player_side": own_colours == {value}}[name]
+        elif name == "visible_enemies":
+            colour = enemy_silhouette(COLOR_T if state.player_side == "CT" else COLOR_CT)
+            ok = all(_has_colour(image, boxes[k], colour) for k in keys)
+        elif name in ("round_phase", "bomb_status"):
+            for key in keys:
+                if key == "bomb_planted":
+                    ok &= _has_colour(image, boxes[key], PLANTED_ICON)
+                elif key == "bomb_radar":
+                    ok &= _has_colour(image, boxes[key], BOMB_ICON)
+                elif key == "bomb":
+                    ok &= _says(image, boxes[key], "C4")
+                elif key == "timer":
+                    t = max(0, int(extras.time_left_s))
+                    ok &= _alnum(_text(image, boxes[key])).endswith(f"{t % 60:02d}")
+                elif key == "buy_hint":
+                    ok &= _says(image, boxes[key], "BUY PHASE press B")
+                elif key == "bomb_dropped":
+                    ok &= _says(image, boxes[key], "The bomb has been dropped")
+                elif key == "round_end_banner":
+                    reason = {"defused": "defused", "exploded": "bombed"}.get(state.bomb_status, "win")
+                    ok &= reason in _text(image, boxes[key]).lower()
+        if not ok:
+            problems.append(f"{name}={value!r}: not read back from {keys}")
+    return problems
+
+
+def _frame(seed):
+    rng = random.Random(seed)
+    state, extras = sample_state(rng)
+    style = replace(sample_style(rng), width=1920, height=1080).clean()
+    image, boxes = render_frame(state, extras, style)
+    return state, extras, image, boxes
+
+
+@pytest.mark.parametrize("seed", range(N_STATES))
+def test_every_labelled_field_is_read_back_from_the_pixels(seed):
+    state, extras, image, boxes = _frame(seed)
+    assert readback_problems(image, boxes, state, extras) == []
+
+
+def test_fields_the_hud_does_not_show_are_null_in_the_label():
+    for seed in range(200):
+        state, extras = sample_state(random.Random(seed))
+        assert state.map_name is None
+        assert state.site is None or state.bomb_status == "planted"
+
+
+@pytest.mark.parametrize("element, field", [("money", "player_money"), ("health", "player_health"),
+                                            ("weapon_primary", "weapon_primary"), ("portrait_own_0", "alive_teammates")])
+def test_a_label_whose_element_is_not_drawn_fails_the_readback(element, field):
+    """Paint over one element (as if the renderer forgot to draw it): the read-back names that field."""
+    for seed in range(50):
+        state, extras, image, boxes = _frame(seed)
+        if element in boxes and getattr(state, field) is not None:
+            break
+    ImageDraw.Draw(image).rectangle(boxes[element], fill=(60, 60, 60))
+    assert any(p.startswith(field) for p in readback_problems(image, boxes, state, extras))
