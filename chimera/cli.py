@@ -290,7 +290,8 @@ def probe(
     summary = run_probes(m, processor, frames, labels)
     write_json(out, summary)
     for field, row in summary["fields"].items():
-        typer.echo(f"{field:18s} accuracy {row['accuracy']:.2f}  most common wrong answer: {row['top_wrong']}")
+        accuracy = "-" if row["accuracy"] is None else f"{row['accuracy']:.2f}"  # None: no frame has a value to check
+        typer.echo(f"{field:18s} accuracy {accuracy} (n={row['n']})  most common wrong answer: {row['top_wrong']}")
 
 
 @app.command()

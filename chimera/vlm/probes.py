@@ -45,9 +45,10 @@ def run_probes(model, processor, frames, labels, max_new_tokens: int = 16) -> di
                          "correct": answer == expected})
     fields = {}
     for field in PROBE_QUESTIONS:
-        mine = [r for r in rows if r["field"] == field]
+        # the one accuracy (chimera.evaluation.metrics): only frames whose label has a value count
+        mine = [r for r in rows if r["field"] == field and r["truth"] is not None]
         wrong = Counter(str(r["answer"]) for r in mine if not r["correct"])
-        fields[field] = {"n": len(mine), "accuracy": sum(r["correct"] for r in mine) / max(1, len(mine)),
+        fields[field] = {"n": len(mine), "accuracy": sum(r["correct"] for r in mine) / len(mine) if mine else None,
                          "top_wrong": wrong.most_common(1)[0][0] if wrong else None,
                          "top_wrong_share": (wrong.most_common(1)[0][1] / max(1, sum(wrong.values()))) if wrong else 0.0}
     return {"fields": fields, "answers": rows}
