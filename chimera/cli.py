@@ -147,12 +147,12 @@ def _settings() -> dict:
     """The defaults the CLI shares with the stages (params.yaml), falling back to the library's defaults, which
     tests/test_cli.py holds equal to params.yaml so the two cannot drift."""
     from chimera.evaluation.metrics import DEFAULT_TOLERANCES
-    from chimera.vlm.backends import DEFAULT_MAX_NEW_TOKENS
+    from chimera.vlm.backends import DEFAULT_BATCH_SIZE, DEFAULT_MAX_NEW_TOKENS
 
     p = _params()
     return {"tolerances": {**DEFAULT_TOLERANCES, **p.get("evaluate", {}).get("tolerances", {})},
             "max_new_tokens": p.get("infer", {}).get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS),
-            "batch_size": p.get("infer", {}).get("batch_size", 4)}
+            "batch_size": p.get("infer", {}).get("batch_size", DEFAULT_BATCH_SIZE)}
 
 
 def _model_config(model: str, max_pixels: Optional[int] = None):
@@ -206,7 +206,8 @@ def infer(
     batch_size: Optional[int] = typer.Option(None, help="Frames per generate call [params.yaml infer.batch_size]"),
     max_new_tokens: Optional[int] = typer.Option(None, help="[params.yaml infer.max_new_tokens]"),
 ) -> None:
-    """Predict an Analysis for every frame; resumable (finished ids with the same model and prompt are skipped)."""
+    """Predict an Analysis for every frame; resumable: a frame already answered with the same weights, prompt,
+    decoding settings and pixel budget is skipped (kept in .cache/predictions), failed frames are retried."""
     from tqdm import tqdm
 
     from chimera.io import read_parquet, sha256_bytes
@@ -227,7 +228,7 @@ def infer(
                       max_new_tokens or settings["max_new_tokens"])
     with tqdm(total=len(frames), desc="infer", unit="frame") as bar:
         counts = run_inference(engine, frames, output, model_fingerprint(model), output / "predictions.parquet",
-                               progress=bar.update)
+                               progress=bar.update, cache_dir=".cache/predictions")
     typer.echo(f"{counts['total']} predictions ({counts['valid']} valid JSON, {counts['skipped']} resumed) -> {output}")
 
 

@@ -25,12 +25,10 @@ model, processor = load_model(config)
 backend = LocalBackend(model, processor, name, p["batch_size"], p["max_new_tokens"])
 splits = read_parquet("data/labeled/splits.parquet")
 frames = splits[splits.split == p["split"]]
-settings = {"max_new_tokens": p["max_new_tokens"], "batch_size": p["batch_size"], "do_sample": False,
-            "min_pixels": config.min_pixels, "max_pixels": config.max_pixels, "quantization": config.quantization,
-            "dtype": config.dtype, "attn_implementation": config.attn_implementation}
 with tqdm(total=len(frames), desc=f"infer {name}", unit="frame") as bar:
     counts = run_inference(backend, list(zip(frames.id, frames.path)), f"data/predictions/{name}",
                            model_fingerprint(path), f"data/predictions/{name}.parquet", progress=bar.update,
-                           settings=settings, cache_dir=".cache/predictions")
+                           settings={"attn_implementation": config.attn_implementation},
+                           cache_dir=".cache/predictions")
 write_json(f"data/predictions/{name}/_run.json", counts)
 log("infer").info("%s: %s", name, counts)

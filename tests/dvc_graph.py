@@ -168,9 +168,7 @@ def undeclared(script: Path, deps: set[str], outs: set[str], params: set[str], a
             ok = any(key == p or key.startswith(p + ".") for p in params)
         if not ok:
             problems.append(f"params {key}")
-    for path in sorted(reads.paths):
-        for arg in argv:  # f"data/predictions/{name}" with name = the stage's argument
-            path = path.replace("{name}", arg)
+    for path in sorted(reads.paths):  # an f-string counts by its literal prefix: f"data/predictions/{name}"
         if not (_covered(path, deps) or _covered(path, outs)):
             problems.append(f"path {path}")
     return problems

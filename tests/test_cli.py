@@ -4,8 +4,8 @@ import yaml
 
 from chimera.cli import _model_config, _settings
 from chimera.evaluation.metrics import DEFAULT_TOLERANCES
-from chimera.evaluation.ocr import DEFAULT_REGIONS, DEFAULT_VITALS_ORDER
-from chimera.vlm.backends import DEFAULT_MAX_NEW_TOKENS
+from chimera.evaluation.ocr import DEFAULT_REGIONS, DEFAULT_VITALS_ORDER, OcrConfig
+from chimera.vlm.backends import DEFAULT_BATCH_SIZE, DEFAULT_MAX_NEW_TOKENS
 from conftest import ROOT
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -13,6 +13,8 @@ PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 def test_library_fallbacks_equal_params_yaml():
     assert DEFAULT_MAX_NEW_TOKENS == PARAMS["infer"]["max_new_tokens"]
+    assert DEFAULT_BATCH_SIZE == PARAMS["infer"]["batch_size"]
+    assert OcrConfig.min_confidence == PARAMS["ocr"]["min_confidence"]
     assert DEFAULT_TOLERANCES == PARAMS["evaluate"]["tolerances"]
     assert {k: list(v) for k, v in DEFAULT_REGIONS.items()} == PARAMS["ocr"]["regions"]
     assert list(DEFAULT_VITALS_ORDER) == PARAMS["ocr"]["vitals_order"]

@@ -89,7 +89,7 @@ def readback_problems(image, boxes, state, extras) -> list[str]:
         elif name == "utility":
             ok = all(_says(image, boxes[k], g) for k, g in zip(keys, value)) if value else _says(image, boxes["knife"], "Knife")
         elif name == "site":
-            ok = _says(image, boxes["site"], value) or _alnum(_text(image, boxes["site"])) == value.lower()
+            ok = _says(image, boxes["site"], value)
         elif name in ("alive_teammates", "alive_enemies", "player_side"):
             own, own_colours = _living_portraits(image, boxes, "own")
             enemy, _ = _living_portraits(image, boxes, "enemy")
@@ -133,13 +133,6 @@ def _frame(seed):
 def test_every_labelled_field_is_read_back_from_the_pixels(seed):
     state, extras, image, boxes = _frame(seed)
     assert readback_problems(image, boxes, state, extras) == []
-
-
-def test_fields_the_hud_does_not_show_are_null_in_the_label():
-    for seed in range(200):
-        state, extras = sample_state(random.Random(seed))
-        assert state.map_name is None
-        assert state.site is None or state.bomb_status == "planted"
 
 
 @pytest.mark.parametrize("element, field", [("money", "player_money"), ("health", "player_health"),

@@ -102,7 +102,7 @@ def test_resume_key_covers_decoding_and_pixels_and_retries_failures(loaded, tmp_
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     frames += [("empty", str(tmp_path / "empty.png")), ("corrupt", str(tmp_path / "corrupt.png"))]
     backend = LocalBackend(*loaded, max_new_tokens=8)
-    kwargs = dict(cache_dir=tmp_path / "cache", settings={"max_new_tokens": 8, "max_pixels": 57600})
+    kwargs = dict(cache_dir=tmp_path / "cache")
     first = run_inference(backend, frames, tmp_path / "out", "m@1", **kwargs)
     assert (first["predicted"], first["failed"]) == (3, 2)
     import shutil
@@ -111,9 +111,9 @@ def test_resume_key_covers_decoding_and_pixels_and_retries_failures(loaded, tmp_
     again = run_inference(backend, frames, tmp_path / "out", "m@1", **kwargs)
     assert (again["skipped"], again["predicted"]) == (1, 2)  # the good frame resumed, the failures retried
     assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["corrupt.json", "empty.json", "id0.json"]
-    longer = run_inference(backend, frames, tmp_path / "out", "m@1", cache_dir=tmp_path / "cache",
-                           settings={"max_new_tokens": 16, "max_pixels": 57600})
-    assert longer["skipped"] == 0 and longer["run_key"] != first["run_key"]
+    longer = LocalBackend(*loaded, max_new_tokens=16)  # as `chimera infer --max-new-tokens 16`: no settings passed
+    again_longer = run_inference(longer, frames, tmp_path / "out", "m@1", cache_dir=tmp_path / "cache")
+    assert again_longer["skipped"] == 0 and again_longer["run_key"] != first["run_key"]
 
 
 def test_claude_as_a_model_never_reads_the_labeling_cache(tmp_path):

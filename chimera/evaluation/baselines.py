@@ -52,10 +52,10 @@ def ocr_record(image_id: str, readings: dict[str, dict] | None, error: str | Non
             "errors": [error] if error else [], "warnings": [], "ocr": readings}
 
 
-def hybrid_record(model_record: dict | None, ocr: dict | None, min_confidence: float, model_name: str) -> dict:
-    """The model's answer with each OCR field read at >= min_confidence put in its place."""
+def hybrid_record(model_record: dict | None, ocr_record: dict, min_confidence: float, model_name: str) -> dict:
+    """The model's answer with each field the OCR record read at >= min_confidence put in its place."""
     model_record = model_record or {}
-    confident = {name: r["value"] for name, r in ((ocr or {}).get("ocr") or {}).items()
+    confident = {name: r["value"] for name, r in (ocr_record.get("ocr") or {}).items()
                  if r["value"] is not None and r["confidence"] >= min_confidence}
     analysis = model_record.get("analysis")
     if analysis is not None:
@@ -65,7 +65,6 @@ def hybrid_record(model_record: dict | None, ocr: dict | None, min_confidence: f
     else:  # the model's partial answer, field by field, with OCR's numbers over it
         fields = parse_model_output(model_record.get("raw_text") or "").game_state_fields()
         raw = json.dumps({"game_state": {**fields, **confident}})
-    image_id = model_record.get("id") or (ocr or {}).get("id")
-    return {"id": image_id, "model": f"baseline:hybrid(ocr+{model_name})", "prompt_hash": PROMPT_HASH,
+    return {"id": ocr_record["id"], "model": f"baseline:hybrid(ocr+{model_name})", "prompt_hash": PROMPT_HASH,
             "raw_text": raw, "analysis": analysis, "json_found": True, "errors": [], "warnings": [],
             "ocr_fields_used": sorted(confident)}

@@ -280,12 +280,6 @@ def frame_value_accuracy(score: FrameScore, tolerant: bool = False) -> float:
     return float(np.mean([field_hit(score, n, tolerant) for n in known])) if known else float("nan")
 
 
-def field_accuracy(scores: list[FrameScore], name: str, tolerant: bool = False) -> float:
-    """Value accuracy of one field over the frames whose label has a value for it."""
-    hits = [field_hit(s, name, tolerant) for s in scores if s.outcomes[name] in LABELLED]
-    return float(np.mean(hits)) if hits else float("nan")
-
-
 def frame_rows(scores: list[FrameScore]) -> list[dict]:
     """One row per frame, for paired comparisons between models on the same frames (the report stage).
 
@@ -409,6 +403,12 @@ def summarise(scores: list[FrameScore], seed: int = 0) -> dict:
     return out
 
 
+def _mean_known(values: list[float]) -> float | None:
+    """Mean over the non-nan values (frames whose label has no value drop out); None when none is left."""
+    known = [v for v in values if v == v]
+    return float(np.mean(known)) if known else None
+
+
 def _rate(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
@@ -421,8 +421,7 @@ def slices(scores: list[FrameScore]) -> dict:
         for s in scores:
             groups.setdefault(str(s.slice.get(key)), []).append(s)
         out[key] = {g: {"n": len(v), "schema_compliance": float(np.mean([s.valid for s in v])),
-                        "value_accuracy": float(np.nanmean([frame_value_accuracy(x) for x in v]))
-                        if any(not np.isnan(frame_value_accuracy(x)) for x in v) else None}
+                        "value_accuracy": _mean_known([frame_value_accuracy(x) for x in v])}
                     for g, v in sorted(groups.items())}
     return out
 

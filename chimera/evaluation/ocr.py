@@ -84,4 +84,4 @@ def ocr_config(params: dict | None) -> OcrConfig:
     params = params or {}
     return OcrConfig(regions={k: tuple(v) for k, v in params.get("regions", DEFAULT_REGIONS).items()},
                      vitals_order=tuple(params.get("vitals_order", DEFAULT_VITALS_ORDER)),
-                     min_confidence=params.get("min_confidence", 0.9))
+                     min_confidence=params.get("min_confidence", OcrConfig.min_confidence))

@@ -25,6 +25,7 @@ from chimera.prompts import PROMPT_HASH, SYSTEM_PROMPT, USER_PROMPT, chat_messag
 from chimera.schema import ParseResult, analysis_json_schema, json_object_closed, parse_model_output
 
 DEFAULT_MAX_NEW_TOKENS = 320  # params.yaml infer.max_new_tokens (tests/test_cli.py keeps them equal)
+DEFAULT_BATCH_SIZE = 4        # params.yaml infer.batch_size
 
 
 @dataclass
@@ -78,11 +79,20 @@ def _load_all(images) -> tuple[list[tuple[str, Image.Image]], list[Prediction]]:
 class LocalBackend:
     """Qwen3-VL through transformers on CPU or GPU."""
 
-    def __init__(self, model, processor, name: str = "local", batch_size: int = 4, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
-                 do_sample: bool = False, temperature: float = 1.0):
+    def __init__(self, model, processor, name: str = "local", batch_size: int = DEFAULT_BATCH_SIZE,
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, do_sample: bool = False, temperature: float = 1.0):
         self.model, self.processor, self.name = model, processor, name
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
         self.do_sample, self.temperature = do_sample, temperature
+
+    @property
+    def settings(self) -> dict:
+        """Everything besides the weights and the prompt that changes an answer (resume keys on it)."""
+        size = getattr(getattr(self.processor, "image_processor", None), "size", None) or {}
+        return {"max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size, "do_sample": self.do_sample,
+                "temperature": self.temperature if self.do_sample else None, "pixels": dict(size),
+                "dtype": str(getattr(self.model, "dtype", "")),
+                "quantization": getattr(getattr(self.model, "config", None), "quantization_config", None) is not None}
 
     def _stopper(self, prompt_len: int):
         import torch

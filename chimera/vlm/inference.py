@@ -42,9 +42,10 @@ def run_key(model_id: str, settings: dict | None = None) -> str:
 def run_inference(backend, frames: list[tuple[str, str]], out_dir: str | Path, model_id: str,
                   table: str | Path | None = None, batch: int = 16, progress=None, settings: dict | None = None,
                   cache_dir: str | Path | None = None) -> dict:
-    """frames: (id, image path). Returns counts; writes out_dir/<id>.json and the table."""
+    """frames: (id, image path). Returns counts; writes out_dir/<id>.json and the table. The resume key holds
+    the backend's own settings (decoding, pixel budget) plus any `settings` the caller adds."""
     out_dir = Path(out_dir)
-    key = run_key(model_id, settings)
+    key = run_key(model_id, {**getattr(backend, "settings", {}), **(settings or {})})
     cache = Path(cache_dir) / key if cache_dir is not None else out_dir
     done, todo = [], []
     for image_id, path in frames:

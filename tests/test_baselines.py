@@ -1,0 +1,57 @@
+"""The trivial baselines every report carries: constant, OCR, hybrid."""
+
+import copy
+import json
+import random
+from dataclasses import replace
+
+from chimera.evaluation.baselines import constant_analysis, hybrid_record, ocr_record
+from chimera.evaluation.metrics import evaluate
+from chimera.evaluation.ocr import read_hud
+from chimera.schema import example_analysis
+from chimera.screens.hud import render_frame, sample_state, sample_style
+
+BASE = example_analysis().model_dump(mode="json")
+
+
+def label(**gs):
+    a = copy.deepcopy(BASE)
+    a["game_state"].update(gs)
+    return a
+
+
+def test_constant_takes_each_fields_mode_among_values_and_never_a_null():
+    train = [label(player_health=100, site=None), label(player_health=100, site=None),
+             label(player_health=40, site="B"), label(player_health=7, site=None, map_name=None)]
+    answer = constant_analysis(train)
+    assert answer["game_state"]["player_health"] == 100
+    assert answer["game_state"]["site"] == "B"  # null is the commonest label, but a null never scores
+    assert answer["game_state"]["map_name"] is None  # no label has a value: nothing to predict
+    assert answer["analysis"] == BASE["analysis"]
+
+
+def test_hybrid_takes_only_confident_ocr_numbers():
+    ocr = ocr_record("f", {"player_money": {"value": 4550, "confidence": 0.99},
+                           "player_health": {"value": 12, "confidence": 0.5}, "player_armor": {"value": None,
+                                                                                              "confidence": 0.0}})
+    model = {"id": "f", "analysis": label(player_money=100, player_health=90)}
+    merged = hybrid_record(model, ocr, 0.9, "B")
+    assert merged["analysis"]["game_state"]["player_money"] == 4550
+    assert merged["analysis"]["game_state"]["player_health"] == 90 and merged["ocr_fields_used"] == ["player_money"]
+    # a model with no valid answer: OCR's numbers alone, scored field by field
+    partial = hybrid_record({"id": "f", "analysis": None, "raw_text": "garbage"}, ocr, 0.9, "B")
+    assert json.loads(partial["raw_text"]) == {"game_state": {"player_money": 4550}}
+    summary, _ = evaluate({"f": partial}, {"f": {"id": "f", "analysis": label(player_money=4550)}})
+    assert summary["fields"]["player_money"]["hit"] == 1 and summary["schema_compliance"]["value"] == 0.0
+
+
+def test_ocr_reads_the_rendered_hud_numbers():
+    read = 0
+    for seed in range(6):
+        rng = random.Random(seed)
+        state, extras = sample_state(rng)
+        image, _ = render_frame(state, extras, replace(sample_style(rng), width=1280, height=720).clean())
+        got = read_hud(image)
+        read += got["player_money"]["value"] == state.player_money
+        assert set(got) == {"player_money", "player_armor", "player_health"}
+    assert read >= 5  # bench/bench_ocr.py: 24/25 on styled frames
