@@ -2,10 +2,14 @@
 
 Both read the same fixed regions (chimera.evaluation.ocr.DEFAULT_REGIONS, scaled to the frame) of N synthetic
 frames rendered with the pipeline's own style sampler (resolutions 640x360..1920x1080, JPEG, blur, real
-backgrounds), and are scored exactly against the truth: money, armor, health. Tesseract is optional: install
-it with `apt-get install tesseract-ocr` and `pip install pytesseract`.
+backgrounds), and are scored exactly against the truth: money, armor, health. With --real, they read the
+shared real screenshots in the real CS2 layout (REAL_CS2_REGIONS) and are scored against what a person read
+off each frame (bench/real_hud_numbers.csv; a blank is a number a person could not read, and is not scored).
+Beside them, the constant answer (each field's commonest value among those labels: an optimistic bound).
+Tesseract is optional: `apt-get install tesseract-ocr` and `pip install pytesseract`.
 
     python bench/bench_ocr.py --frames 25
+    python bench/bench_ocr.py --real
 """
 
 from __future__ import annotations
@@ -15,58 +19,89 @@ import random
 import re
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chimera.evaluation.ocr import DEFAULT_REGIONS, DEFAULT_VITALS_ORDER, OcrConfig, crop, read_hud  # noqa: E402
+from chimera.evaluation.ocr import (DEFAULT_REGIONS, DEFAULT_VITALS_ORDER, REAL_CS2_REGIONS, OcrConfig, crop,  # noqa: E402
+                                    read_hud)
 from chimera.screens.hud import render_frame, sample_state, sample_style  # noqa: E402
 
 FIELDS = ("player_money", *DEFAULT_VITALS_ORDER)
 
 
-def tesseract_hud(image) -> dict:
+def tesseract_hud(image, regions) -> dict:
+    """The same regions and the same right-aligned naming of the vitals as chimera.evaluation.ocr.read_hud."""
     import pytesseract
 
     def numbers(region):
-        text = pytesseract.image_to_string(crop(image, DEFAULT_REGIONS[region]), config="--psm 6")
+        text = pytesseract.image_to_string(crop(image, regions[region]), config="--psm 6")
         return [int(n) for n in re.findall(r"\d+", text)]
 
     money, vitals = numbers("money"), [v for v in numbers("vitals") if v <= 100]
-    out = {"player_money": money[0] if money else None}
-    out.update({name: (vitals[i] if i < len(vitals) else None) for i, name in enumerate(DEFAULT_VITALS_ORDER)})
+    out = dict.fromkeys(FIELDS)
+    out["player_money"] = money[0] if money else None
+    out.update(dict(zip(reversed(DEFAULT_VITALS_ORDER), reversed(vitals))))
+    return out
+
+
+def real_frames(shared: Path) -> list[tuple[str, object, dict]]:
+    import csv
+
+    from PIL import Image
+
+    with open(Path(__file__).with_name("real_hud_numbers.csv"), newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [(r["file"], Image.open(shared / r["file"]).convert("RGB"),
+             {f: int(r[f]) if r[f] else None for f in FIELDS}) for r in rows]
+
+
+def synthetic_frames(n: int, shared: Path) -> list[tuple[str, object, dict]]:
+    backgrounds = ["t2_chimera_gameplay_rifle.png", "neg_nohud_annotations_ancient2.jpg"]
+    out = []
+    for i in range(n):
+        rng = random.Random(1000 + i)
+        state, extras = sample_state(rng)
+        image, _ = render_frame(state, extras, sample_style(rng, backgrounds), shared)
+        out.append((f"synthetic-{i}", image, {f: getattr(state, f) for f in FIELDS}))
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", type=int, default=25)
+    parser.add_argument("--frames", type=int, default=25, help="synthetic frames to render")
+    parser.add_argument("--real", action="store_true", help="the shared real screenshots and their hand labels")
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/screenshots")
     args = parser.parse_args()
-    engines = {"rapidocr": lambda im: {k: v["value"] for k, v in read_hud(im, OcrConfig()).items()}}
+    regions = REAL_CS2_REGIONS if args.real else DEFAULT_REGIONS
+    frames = real_frames(args.shared) if args.real else synthetic_frames(args.frames, args.shared)
+    config = OcrConfig(regions=dict(regions))
+    engines = {"rapidocr": lambda im: {k: v["value"] for k, v in read_hud(im, config).items()}}
     try:
         import pytesseract
 
         pytesseract.get_tesseract_version()
-        engines["tesseract"] = tesseract_hud
+        engines["tesseract"] = lambda im: tesseract_hud(im, regions)
     except Exception as exc:  # noqa: BLE001 - optional engine
         print(f"tesseract skipped: {exc}")
-    backgrounds = ["t2_chimera_gameplay_rifle.png", "neg_nohud_annotations_ancient2.jpg"]
+    labelled = {f: [t[f] for _, _, t in frames if t[f] is not None] for f in FIELDS}
+    modes = {f: Counter(v).most_common(1)[0][0] if v else None for f, v in labelled.items()}
+    engines["constant"] = lambda im: modes
     hits = {e: dict.fromkeys(FIELDS, 0) for e in engines}
     seconds = dict.fromkeys(engines, 0.0)
-    for i in range(args.frames):
-        rng = random.Random(1000 + i)
-        state, extras = sample_state(rng)
-        image, _ = render_frame(state, extras, sample_style(rng, backgrounds), args.shared)
+    for _, image, truth in frames:
         for name, read in engines.items():
             start = time.perf_counter()
             got = read(image)
             seconds[name] += time.perf_counter() - start
             for f in FIELDS:
-                hits[name][f] += got.get(f) == getattr(state, f)
+                hits[name][f] += truth[f] is not None and got.get(f) == truth[f]
+    print(f"{'real' if args.real else 'synthetic'} frames: {len(frames)}; labelled values: "
+          + ", ".join(f"{f} {len(v)}" for f, v in labelled.items()))
     for name in engines:
-        cells = ", ".join(f"{f} {hits[name][f]}/{args.frames}" for f in FIELDS)
-        print(f"{name:10s} {cells}; {seconds[name] / args.frames:.2f} s/frame")
+        cells = ", ".join(f"{f} {hits[name][f]}/{len(labelled[f])}" for f in FIELDS)
+        print(f"{name:10s} {cells}; {seconds[name] / len(frames):.2f} s/frame")
 
 
 if __name__ == "__main__":

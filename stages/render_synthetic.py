@@ -8,7 +8,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from chimera.screens.frames import save_frame, write_manifest
-from chimera.screens.hud import extras_dict, render_frame, sample_state, sample_style
+from chimera.screens.hud import extras_dict, label_elements, render_frame, sample_state, sample_style
 
 p, seed = params("synthetic"), params()["seed"]
 shots = Path(params("screens")["shared_screenshots"])
@@ -20,6 +20,8 @@ for i in tqdm(range(p["n_frames"]), desc="render", unit="frame"):
     image, boxes = render_frame(state, extras, style, shots)
     rows.append(save_frame(image, Path("data/frames/synthetic"), "synthetic", f"render:{seed}:{i}",
                            truth=state.model_dump(mode="json"),
-                           meta={"extras": extras_dict(extras), "style": vars(style), "boxes": boxes}))
+                           # elements: per labelled field, the HUD elements (keys of boxes) that show it
+                           meta={"extras": extras_dict(extras), "style": vars(style), "boxes": boxes,
+                                 "elements": label_elements(state, extras)}))
 df = write_manifest("data/frames/synthetic.parquet", rows)
 log("render_synthetic").info("%d frames, %s", len(df), df.groupby("width").size().to_dict())

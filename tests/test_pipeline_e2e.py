@@ -82,6 +82,13 @@ def test_dvc_repro_runs_every_stage_offline_and_a_second_repro_is_a_noop(tmp_pat
     assert (repo / "dvclive" / "B_sft100" / "metrics.json").exists()
     assert json.loads((repo / "metrics" / "train" / "B_sft100.json").read_text())["final_val_loss"] is not None
     assert json.loads((repo / "metrics" / "winprob.json").read_text())["beats_baseline"]
+    import pandas as pd
+
+    manifest = pd.read_parquet(repo / "data" / "frames" / "synthetic.parquet")
+    for row in manifest.itertuples():  # each frame names, per labelled field, the drawn elements that show it
+        meta, truth = json.loads(row.meta), json.loads(row.truth)
+        assert {f for f, v in truth.items() if v is not None} == set(meta["elements"])
+        assert all(k in meta["boxes"] for keys in meta["elements"].values() for k in keys)
     assert "up to date" in run(*dvc, "status")
     shown = run(*dvc, "metrics", "show", "--json")
     assert "report.json" in shown and "winprob.json" in shown and "B_sft100" in shown

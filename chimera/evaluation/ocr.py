@@ -6,7 +6,9 @@ the `rapidocr-onnxruntime` wheel, so nothing downloads). Chosen over Tesseract 5
 synthetic frames (`bench/bench_ocr.py`, BENCHMARKS.md): money 24/25 vs 17/25, armor 21 vs 11, health 20 vs 9.
 
 Regions are fractions of the frame (x0, y0, x1, y1), so they scale with the resolution; they live in
-params.yaml (`ocr.regions`). The "vitals" region holds two numbers, read left to right in `ocr.vitals_order`.
+params.yaml (`ocr.regions`). The "vitals" region holds two numbers, named left to right by `ocr.vitals_order`.
+`REAL_CS2_REGIONS` is the layout of the real game's HUD (health beside the shield, a third of the way across),
+measured on the shared screenshots by `bench/bench_ocr.py --real`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from PIL import Image
 
 DEFAULT_REGIONS = {"money": (0.0, 0.87, 0.20, 1.0), "vitals": (0.24, 0.87, 0.56, 1.0)}
 DEFAULT_VITALS_ORDER = ("player_armor", "player_health")
+REAL_CS2_REGIONS = {"money": (0.0, 0.87, 0.20, 1.0), "vitals": (0.27, 0.88, 0.40, 1.0)}
 MIN_CROP_HEIGHT = 64  # PP-OCR's recogniser wants text a few dozen pixels tall: small crops are upscaled
 
 
@@ -74,7 +77,9 @@ def read_hud(image: Image.Image, config: OcrConfig | None = None) -> dict[str, d
         value, conf = max(money, key=lambda m: (m[0] % 50 == 0, m[1]))  # HUD money is a multiple of 50
         out["player_money"] = {"value": value, "confidence": conf}
     vitals = [(v, c) for v, c in _numbers(read_text(crop(image, config.regions["vitals"]))) if v <= 100]
-    for name, (value, conf) in zip(config.vitals_order, vitals):
+    # right-aligned: the rightmost number is health in both layouts, and the small armor number (CS2 draws it
+    # inside the shield icon) is the one the engine misses, so a lone number is health
+    for name, (value, conf) in zip(reversed(config.vitals_order), reversed(vitals)):
         out[name] = {"value": value, "confidence": conf}
     return out
 
