@@ -25,11 +25,16 @@ def readme_commands() -> list[str]:
 
 
 def concrete(line: str) -> list[str]:
-    """'chimera label --input DIR [--batch]' -> argv with placeholders filled and options kept."""
-    line = line.replace("[", " ").replace("]", " ")
-    line = re.sub(r"(\S+)\|\S+", r"\1", line)  # a|b|c -> a
-    words = shlex.split(line)
-    return [PLACEHOLDER.get(w, w) for w in words]
+    """'chimera label --input DIR [--batch]' -> argv with placeholders filled and options kept. Quoted
+    arguments (a regex for `dvc exp show --keep`) pass through untouched."""
+    argv = []
+    for word in shlex.split(line):
+        if word.startswith("[") or word.endswith("]"):
+            word = word.strip("[]")  # an optional part: kept, to check it parses
+        if re.fullmatch(r"[\w-]+(\|[\w-]+)+", word):
+            word = word.split("|")[0]  # local|openai|claude -> local
+        argv.append(PLACEHOLDER.get(word, word))
+    return argv
 
 
 COMMANDS = readme_commands()
