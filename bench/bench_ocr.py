@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chimera.evaluation.ocr import (DEFAULT_REGIONS, DEFAULT_VITALS_ORDER, REAL_CS2_REGIONS, OcrConfig, crop,  # noqa: E402
-                                    read_hud)
+                                    read_hud, read_hud_extras)
 from chimera.screens.hud import render_frame, sample_state, sample_style  # noqa: E402
 
 FIELDS = ("player_money", *DEFAULT_VITALS_ORDER)
@@ -54,7 +54,7 @@ def real_frames(shared: Path) -> list[tuple[str, object, dict]]:
     with open(Path(__file__).with_name("real_hud_numbers.csv"), newline="") as fh:
         rows = list(csv.DictReader(fh))
     return [(r["file"], Image.open(shared / r["file"]).convert("RGB"),
-             {f: int(r[f]) if r[f] else None for f in FIELDS}) for r in rows]
+             {f: int(r[f]) if r[f] else None for f in FIELDS}, None) for r in rows]
 
 
 def synthetic_frames(n: int, shared: Path) -> list[tuple[str, object, dict]]:
@@ -64,8 +64,34 @@ def synthetic_frames(n: int, shared: Path) -> list[tuple[str, object, dict]]:
         rng = random.Random(1000 + i)
         state, extras = sample_state(rng)
         image, _ = render_frame(state, extras, sample_style(rng, backgrounds), shared)
-        out.append((f"synthetic-{i}", image, {f: getattr(state, f) for f in FIELDS}))
+        out.append((f"synthetic-{i}", image, {f: getattr(state, f) for f in FIELDS}, extras_truth(state, extras)))
     return out
+
+
+def extras_truth(state, extras) -> dict:
+    """What the frame shows of the numbers the schema has no field for (None where it shows nothing)."""
+    own_ct = state.player_side == "CT"
+    return {"ammo_clip": extras.ammo_clip if extras.active_slot != "knife" else None,
+            "round_time_s": None if state.bomb_status == "planted" else max(0, int(extras.time_left_s)),
+            "score_own": extras.ct_score if own_ct else extras.t_score,
+            "score_enemy": extras.t_score if own_ct else extras.ct_score}
+
+
+def score_extras(frames) -> None:
+    """RapidOCR on ammo, round timer and score (synthetic frames only), beside a constant (each one's mode)."""
+    names = ("ammo_clip", "round_time_s", "score_own", "score_enemy")
+    truths = [truth for *_, truth in frames]
+    modes = {n: Counter(t[n] for t in truths if t[n] is not None).most_common(1)[0][0] for n in names}
+    hits, const, labelled = dict.fromkeys(names, 0), dict.fromkeys(names, 0), dict.fromkeys(names, 0)
+    for _, image, _, truth in frames:
+        got = read_hud_extras(image)
+        for n in names:
+            if truth[n] is not None:
+                labelled[n] += 1
+                hits[n] += got[n] == truth[n]
+                const[n] += modes[n] == truth[n]
+    print("rapidocr   " + ", ".join(f"{n} {hits[n]}/{labelled[n]}" for n in names) + "  (numbers outside the schema)")
+    print("constant   " + ", ".join(f"{n} {const[n]}/{labelled[n]}" for n in names))
 
 
 def main() -> None:
@@ -85,12 +111,12 @@ def main() -> None:
         engines["tesseract"] = lambda im: tesseract_hud(im, regions)
     except Exception as exc:  # noqa: BLE001 - optional engine
         print(f"tesseract skipped: {exc}")
-    labelled = {f: [t[f] for _, _, t in frames if t[f] is not None] for f in FIELDS}
+    labelled = {f: [t[f] for _, _, t, _ in frames if t[f] is not None] for f in FIELDS}
     modes = {f: Counter(v).most_common(1)[0][0] if v else None for f, v in labelled.items()}
     engines["constant"] = lambda im: modes
     hits = {e: dict.fromkeys(FIELDS, 0) for e in engines}
     seconds = dict.fromkeys(engines, 0.0)
-    for _, image, truth in frames:
+    for _, image, truth, _ in frames:
         for name, read in engines.items():
             start = time.perf_counter()
             got = read(image)
@@ -102,6 +128,8 @@ def main() -> None:
     for name in engines:
         cells = ", ".join(f"{f} {hits[name][f]}/{len(labelled[f])}" for f in FIELDS)
         print(f"{name:10s} {cells}; {seconds[name] / len(frames):.2f} s/frame")
+    if not args.real:
+        score_extras(frames)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -11,6 +12,26 @@ import typer
 
 app = typer.Typer(help="Chimera: a CS2 copilot and the research pipeline that teaches VLMs the game.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
+
+
+_INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def inert(text, markup: bool = False) -> str:
+    """Model and label text made safe for a terminal: control characters (ESC, so no CSI/OSC sequences: no title
+    change, no clipboard write) and bidi overrides shown as visible escapes; with `markup`, rich markup escaped
+    too, so "[/bold]" or "[link=file:///etc/passwd]" prints as text."""
+    text = _INVISIBLE.sub(lambda m: m.group().encode("unicode_escape").decode(), str(text))
+    if markup:
+        from rich.markup import escape
+
+        text = escape(text)
+    return text
+
+
+def _json(obj) -> str:
+    """JSON for the terminal: every non-ASCII character escaped (C1 controls included), still valid JSON."""
+    return json.dumps(obj, indent=2, ensure_ascii=True)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -38,13 +59,13 @@ def parse(file: Path = typer.Argument(..., help="A text file of model output ('-
     else:
         text = file.read_text(errors="replace")
     result = parse_model_output(text)
-    for warning in result.warnings:
-        typer.secho(f"warning: {warning}", fg="yellow", err=True)
+    for warning in result.warnings:  # may name keys the model wrote
+        typer.secho(f"warning: {inert(warning)}", fg="yellow", err=True)
     if not result.ok:
         for error in result.errors:
-            typer.secho(f"error: {error}", fg="red", err=True)
+            typer.secho(f"error: {inert(error)}", fg="red", err=True)
         raise typer.Exit(1)
-    typer.echo(result.analysis.model_dump_json(indent=2))
+    typer.echo(_json(result.analysis.model_dump(mode="json")))
 
 
 @app.command("contact-sheet")
@@ -75,11 +96,12 @@ def collect(
     max_height: int = typer.Option(1080, help="Highest video resolution to download"),
 ) -> None:
     """Download a gameplay video (<= 1080p) and extract frames at an interval, dropping near-duplicates."""
+    from chimera.io import VIDEO_CACHE
     from chimera.screens.frames import save_frame
     from chimera.screens.video import VideoError, download_video, extract_frames
 
     try:
-        path = Path(url) if Path(url).exists() else download_video(url, Path("data/raw/video"), max_height)
+        path = Path(url) if Path(url).exists() else download_video(url, VIDEO_CACHE, max_height)
         frames, dropped = extract_frames(path, interval, dedupe_threshold)
     except VideoError as exc:
         _fail(str(exc))
@@ -89,7 +111,12 @@ def collect(
 
 
 def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"})
+    """Image files in a folder; an entry named like an image that is not a file is reported and skipped."""
+    named = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"})
+    for path in named:
+        if not path.is_file():
+            typer.secho(f"{inert(path)}: not a file, skipped", fg="yellow", err=True)
+    return [p for p in named if p.is_file()]
 
 
 @app.command()
@@ -102,7 +129,7 @@ def label(
     concurrency: int = typer.Option(4, help="Concurrent requests in interactive mode"),
 ) -> None:
     """Label screenshots with Claude (needs ANTHROPIC_API_KEY): cached per image, costed, resumable."""
-    from chimera.io import sha256_bytes, write_json
+    from chimera.io import CLAUDE_CACHE, sha256_bytes, write_json
     from chimera.labeling.claude import ClaudeConfig, ClaudeLabeler, MissingKeyError, api_key
     from chimera.records import write_records
 
@@ -115,14 +142,14 @@ def label(
         api_key()
     except MissingKeyError as exc:
         _fail(str(exc))
-    labeler = ClaudeLabeler(ClaudeConfig(model=model, max_concurrency=concurrency), Path(".cache/claude"))
+    labeler = ClaudeLabeler(ClaudeConfig(model=model, max_concurrency=concurrency), CLAUDE_CACHE)
     items = [(sha256_bytes(p.read_bytes()), p.read_bytes()) for p in paths]
     run = labeler.label_batch(items) if batch else labeler.label_many(items)
     for failure in run.failures:
-        typer.secho(f"failed {failure['id'][:12]}: {failure['error']}", fg="red", err=True)
+        typer.secho(f"failed {failure['id'][:12]}: {inert(failure['error'])}", fg="red", err=True)
     if single:
         if run.records:
-            typer.echo(json.dumps(run.records[0]["analysis"], indent=2))
+            typer.echo(_json(run.records[0]["analysis"]))
     else:
         write_records(output, run.records, output / "labels.parquet")
         write_json(output / "labeling.json", run.totals())
@@ -210,7 +237,7 @@ def infer(
     decoding settings and pixel budget is skipped (kept in .cache/predictions), failed frames are retried."""
     from tqdm import tqdm
 
-    from chimera.io import read_parquet, sha256_bytes
+    from chimera.io import PREDICTIONS_CACHE, read_parquet, sha256_bytes
     from chimera.vlm.inference import model_fingerprint, run_inference
 
     if input.suffix == ".parquet":
@@ -228,7 +255,7 @@ def infer(
                       max_new_tokens or settings["max_new_tokens"])
     with tqdm(total=len(frames), desc="infer", unit="frame") as bar:
         counts = run_inference(engine, frames, output, model_fingerprint(model), output / "predictions.parquet",
-                               progress=bar.update, cache_dir=".cache/predictions")
+                               progress=bar.update, cache_dir=PREDICTIONS_CACHE)
     typer.echo(f"{counts['total']} predictions ({counts['valid']} valid JSON, {counts['skipped']} resumed) -> {output}")
 
 
@@ -248,29 +275,38 @@ def analyze(
         _fail(f"{image}: {prediction.error}")
     if as_json:
         if not prediction.parse.ok:
-            typer.echo(json.dumps({"raw_text": prediction.raw_text, "errors": prediction.parse.errors}, indent=2))
+            typer.echo(_json({"raw_text": prediction.raw_text, "errors": prediction.parse.errors}))
             raise typer.Exit(1)
-        typer.echo(prediction.parse.analysis.model_dump_json(indent=2))
+        typer.echo(_json(prediction.parse.analysis.model_dump(mode="json")))
         return
     from rich.console import Console
     from rich.panel import Panel
-    from rich.table import Table
 
     console = Console()
     if not prediction.parse.ok:
-        console.print(Panel("\n".join(prediction.parse.errors), title=f"{image.name}: no valid analysis", style="red"))
-        console.print(prediction.raw_text or "")
+        console.print(Panel(inert("\n".join(prediction.parse.errors), markup=True),
+                            title=f"{inert(image.name, markup=True)}: no valid analysis", style="red"))
+        console.print(inert(prediction.raw_text or "", markup=True))
         raise typer.Exit(1)
-    a = prediction.parse.analysis
+    print_analysis(console, prediction.parse.analysis, image.name)
+
+
+def print_analysis(console, a, title: str) -> None:
+    """The readable panels of `chimera analyze`. Every string from the model passes through `inert`."""
+    from rich.panel import Panel
+    from rich.table import Table
+
+    t = lambda value: inert(value, markup=True)  # noqa: E731
     table = Table(show_header=False, box=None)
     for field, value in a.game_state.model_dump().items():
-        table.add_row(field, "-" if value is None else str(value))
-    console.print(Panel(table, title=f"{image.name}: game state"))
-    console.print(Panel(f"{a.analysis.situation_summary}\n\neconomy: {a.analysis.economy_assessment}   "
-                        f"importance: {a.analysis.round_importance}\nthreats: {', '.join(a.analysis.immediate_threats) or '-'}\n"
-                        f"opportunities: {', '.join(a.analysis.opportunities) or '-'}", title="analysis"))
-    console.print(Panel(f"[bold]{a.advice.primary_action}[/bold]\n{a.advice.reasoning}\nfallback: {a.advice.fallback}\n"
-                        f"callout: \"{a.advice.callout}\"", title="advice"))
+        table.add_row(field, "-" if value is None else t(value))
+    console.print(Panel(table, title=f"{t(title)}: game state"))
+    console.print(Panel(f"{t(a.analysis.situation_summary)}\n\neconomy: {a.analysis.economy_assessment}   "
+                        f"importance: {a.analysis.round_importance}\n"
+                        f"threats: {t(', '.join(a.analysis.immediate_threats) or '-')}\n"
+                        f"opportunities: {t(', '.join(a.analysis.opportunities) or '-')}", title="analysis"))
+    console.print(Panel(f"[bold]{t(a.advice.primary_action)}[/bold]\n{t(a.advice.reasoning)}\n"
+                        f"fallback: {t(a.advice.fallback)}\ncallout: \"{t(a.advice.callout)}\"", title="advice"))
 
 
 @app.command()
@@ -292,7 +328,7 @@ def probe(
     write_json(out, summary)
     for field, row in summary["fields"].items():
         accuracy = "-" if row["accuracy"] is None else f"{row['accuracy']:.2f}"  # None: no frame has a value to check
-        typer.echo(f"{field:18s} accuracy {accuracy} (n={row['n']})  most common wrong answer: {row['top_wrong']}")
+        typer.echo(f"{field:18s} accuracy {accuracy} (n={row['n']})  most common wrong answer: {inert(row['top_wrong'])}")
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -13,6 +14,44 @@ from typing import Any, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+
+
+# Caches outside DVC's outputs (git-ignored): `dvc repro` never wipes them, and the CLI and the stages share them.
+CACHE = Path(".cache")
+CLAUDE_CACHE = CACHE / "claude"            # paid labels, per image + prompt + model
+PREDICTIONS_CACHE = CACHE / "predictions"  # finished predictions, per run_key
+VIDEO_CACHE = CACHE / "video"              # yt-dlp downloads
+DEMO_CACHE = CACHE / "demos"               # demo downloads
+CHECKPOINT_CACHE = CACHE / "checkpoints"   # an unfinished training run's checkpoints, deleted when it finishes
+
+
+# Above this many pixels an image is refused before it is decoded (a decompression bomb: a small PNG that
+# inflates to gigabytes). 8K UHD is 33 MP; every real screenshot is far below.
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+def open_image(source: str | Path | bytes, max_pixels: int = MAX_IMAGE_PIXELS):
+    """Decode an image to RGB, or raise ValueError naming the file and the problem (empty, not an image,
+    truncated, a directory, too many pixels). The size is read from the header and checked before decoding."""
+    from PIL import Image, UnidentifiedImageError
+
+    name = "image bytes" if isinstance(source, bytes) else str(source)
+    try:
+        data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        if not data:
+            raise ValueError("empty file")
+        with Image.open(io.BytesIO(data)) as image:
+            if image.width * image.height > max_pixels:
+                raise ValueError(f"{image.width}x{image.height} pixels is above the limit of {max_pixels:,} "
+                                 "(a decompression bomb?), refused before decoding")
+            image.load()
+            return image.convert("RGB")
+    except Image.DecompressionBombError as exc:  # PIL's own header check, for sizes past twice its limit
+        raise ValueError(f"{name}: unreadable image: too many pixels (a decompression bomb?), refused before "
+                         f"decoding: {exc}") from exc
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        raise ValueError(f"{name}: unreadable image: {reason}") from exc
 
 
 def sha256_bytes(data: bytes) -> str:

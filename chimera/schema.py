@@ -203,6 +203,14 @@ class GameState(_Strict):
     site: Site | None = Field(None, description="Bombsite the action is at, if any")
     visible_enemies: int | None = Field(None, ge=0, le=5, description="Enemies visible on screen")
 
+    @field_validator("player_health", "player_armor", "player_money", "team_money_total", "alive_teammates",
+                     "alive_enemies", "visible_enemies", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # Python's bool is an int: `true` would otherwise read as health 1
+            raise ValueError("a boolean is not a number")
+        return value
+
     @field_validator("weapon_primary", "weapon_secondary", mode="before")
     @classmethod
     def _weapon_alias(cls, value: Any) -> Any:
@@ -304,10 +312,19 @@ class ParseResult:
     errors: list[str] = field(default_factory=list)   # field-by-field problems; empty when clean
     warnings: list[str] = field(default_factory=list)  # repairs applied and soft flags (e.g. money > cap)
     raw_json: dict | None = None                        # the object found, before validation
+    dropped: list[str] = field(default_factory=list)    # game_state fields whose value did not validate
 
     @property
     def ok(self) -> bool:
+        """An Analysis came out (fields whose values did not validate are null in it)."""
         return self.analysis is not None
+
+    @property
+    def schema_valid(self) -> bool:
+        """The model's own output was a complete, valid Analysis: nothing dropped, closed, or repaired. This is
+        what the evaluation calls schema compliance; `ok` is what it can score."""
+        return self.ok and not self.dropped and not any(w.startswith(("closed", "replaced", "removed", "read as"))
+                                                        for w in self.warnings)
 
     @property
     def json_found(self) -> bool:
@@ -346,41 +363,19 @@ class ParseResult:
 
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
+_OBJECT_START = re.compile(r"\{\s*[\"'}]")  # a '{' that opens an object: skips runs of '{{{{' in junk
+_MAX_CANDIDATES = 50
 
 
-def _candidate_spans(text: str) -> list[str]:
-    """Fenced blocks first, then every balanced {...} from each '{', then a truncated tail."""
-    spans = [m.group(1).strip() for m in _FENCE.finditer(text)]
-    starts = [i for i, ch in enumerate(text) if ch == "{"]
-    for start in starts[:50]:
-        depth, in_str, esc, quote = 0, False, False, ""
-        for j in range(start, len(text)):
-            ch = text[j]
-            if in_str:
-                if esc:
-                    esc = False
-                elif ch == "\\":
-                    esc = True
-                elif ch == quote:
-                    in_str = False
-            elif ch in "\"'":
-                in_str, quote = True, ch
-            elif ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-                if depth == 0:
-                    spans.append(text[start:j + 1])
-                    break
-        else:
-            spans.append(text[start:])  # never closed: truncated output
-    return spans
+def _spans(text: str) -> list[str]:
+    """Where an answer may start: fenced blocks first, then each plausible '{' in the text."""
+    spans = [m.group(1) for m in _FENCE.finditer(text)]
+    return spans + [text[m.start():] for m in _OBJECT_START.finditer(text)][:_MAX_CANDIDATES]
 
 
-def _repair(text: str) -> tuple[str, list[str]]:
-    """Fix what models commonly break: single quotes, Python literals, trailing commas, truncation."""
-    notes = []
-    fixed = text
+def _repair(span: str) -> tuple[str, list[str]]:
+    """What models commonly break that JSON parsers refuse: single quotes, Python literals, trailing commas."""
+    notes, fixed = [], span
     if "'" in fixed and '"' not in fixed:
         fixed = fixed.replace("'", '"')
         notes.append("replaced single quotes")
@@ -393,94 +388,78 @@ def _repair(text: str) -> tuple[str, list[str]]:
     if new != fixed:
         notes.append("removed trailing commas")
         fixed = new
-    closed = _close_truncated(fixed)
-    if closed != fixed:
-        notes.append("closed truncated output")
-        fixed = closed
+    new = re.sub(r"(?<=[:\[,\s])(-?\d{19,})(?=[\s,\]}]|$)", r'"\1"', fixed)  # beyond any field's range, and
+    if new != fixed:                                                     # past 4,300 digits unparseable
+        notes.append("replaced an over-long number")
+        fixed = new
     return fixed, notes
 
 
-def _close_truncated(text: str) -> str:
-    """Close a cut-off object: try the text as is, then cut back to each earlier top-level comma."""
-    commas = []
-    in_str = esc = False
-    for i, ch in enumerate(text):
-        if in_str:
-            esc = (not esc) if ch == "\\" else False
-            if ch == '"' and not esc:
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch == ",":
-            commas.append(i)
-    for cut in [len(text)] + commas[::-1][:40]:
-        closed = _close_brackets(text[:cut])
-        try:
-            json.loads(closed)
-            return closed
-        except json.JSONDecodeError:
+def _drop_uncertain_field(obj: dict) -> None:
+    """In a truncated object, the last field of the innermost open object may be cut: a number (3 of 3350)
+    or a list ([Smoke Grenade] of [Smoke Grenade, Flashbang]). Drop it unless it is provably complete: a
+    string (pydantic-core already drops a cut one), true, false or null."""
+    node = obj
+    while isinstance(node, dict) and node:
+        key = list(node)[-1]
+        value = node[key]
+        if isinstance(value, dict) and value:
+            node = value
             continue
-    return _close_brackets(text)
+        if not isinstance(value, (str, bool, type(None))):
+            del node[key]
+        return
 
 
-def json_structure(text: str) -> tuple[str, bool]:
-    """The characters of `text` outside JSON strings (escapes respected), and whether a string is left open."""
-    out, in_str, esc = [], False, False
-    for ch in text:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        else:
-            out.append(ch)
-    return "".join(out), in_str
+def _decode(span: str) -> tuple[dict | None, list[str]]:
+    """One JSON object from the start of `span`, by pydantic-core (linear time, partial JSON allowed, text
+    after the object ignored). A truncated answer keeps what was complete: pydantic-core drops a cut string,
+    and `_drop_uncertain_field` the number or list at the cut."""
+    from pydantic_core import from_json
+
+    for candidate, notes in ((span, []), _repair(span)):
+        try:
+            obj = from_json(candidate, allow_partial=True)
+        except ValueError:
+            continue
+        if obj == {} and candidate.lstrip("{ \n\t").startswith("'"):
+            continue  # single-quoted keys: not JSON; the Python-literal reading below gets the answer
+        if not isinstance(obj, dict):
+            return None, []
+        try:
+            json.JSONDecoder().raw_decode(candidate)  # whole: the object closed before the text ended
+            return obj, notes
+        except (ValueError, RecursionError):
+            _drop_uncertain_field(obj)
+            return obj, notes + ["closed truncated output"]
+    return _python_literal(span)
+
+
+def _python_literal(span: str) -> tuple[dict | None, list[str]]:
+    """A complete answer written as a Python dict (mixed quotes, None/True/False), read by the stdlib's safe
+    literal parser; bounded in size, so adversarial input stays cheap."""
+    import ast
+
+    end = span.rfind("}")
+    if end < 0 or end > 200_000:
+        return None, []
+    try:
+        obj = ast.literal_eval(span[:end + 1])
+    except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+        return None, []
+    return (obj, ["read as a Python literal"]) if isinstance(obj, dict) else (None, [])
 
 
 def json_object_closed(text: str) -> bool:
-    """True once the first top-level {...} in the text is complete (a stopping rule for generation)."""
-    depth, started = 0, False
-    for ch in json_structure(text)[0]:
-        if ch == "{":
-            depth, started = depth + 1, True
-        elif ch == "}" and started:
-            depth -= 1
-            if depth == 0:
-                return True
-    return False
-
-
-def _close_brackets(text: str) -> str:
-    structure, in_str = json_structure(text)
-    stack = []
-    for ch in structure:
-        if ch in "{[":
-            stack.append("}" if ch == "{" else "]")
-        elif ch in "}]" and stack:
-            stack.pop()
-    out = text + ('"' if in_str else "")
-    out = re.sub(r"[,\s]+$", "", out)
-    if out.endswith(":"):
-        out += " null"
-    return out + "".join(reversed(stack))
-
-
-def _loads(span: str) -> tuple[dict | None, list[str]]:
+    """True once the first object in the text is complete JSON (a stopping rule for generation)."""
+    start = text.find("{")
+    if start < 0:
+        return False
     try:
-        obj = json.loads(span)
-        return (obj, []) if isinstance(obj, dict) else (None, [])
-    except (json.JSONDecodeError, RecursionError):
-        pass
-    fixed, notes = _repair(span)
-    try:
-        obj = json.loads(fixed)
-        return (obj, notes) if isinstance(obj, dict) else (None, [])
-    except (json.JSONDecodeError, RecursionError):
-        return None, []
+        json.JSONDecoder().raw_decode(text, start)
+        return True
+    except (ValueError, RecursionError):
+        return False
 
 
 _ENUM_ALIASES = {
@@ -504,7 +483,10 @@ def _coerce_section(name: str, part: dict) -> dict:
             out[key] = aliases.get(value.strip().lower(), value.strip())
         elif name == "game_state" and key in NUMERIC_FIELDS and isinstance(value, str):
             digits = re.sub(r"[$,\s]", "", value)
-            out[key] = int(digits) if digits.isdigit() else (None if digits.lower() in {"", "null", "unknown"} else value)
+            if re.fullmatch(r"[0-9]{1,9}", digits):  # ASCII digits only: "²".isdigit() is True, int("²") fails
+                out[key] = int(digits)
+            else:
+                out[key] = None if digits.lower() in {"", "null", "unknown"} else value
         elif name == "game_state" and key in NUMERIC_FIELDS and isinstance(value, float) and value.is_integer():
             out[key] = int(value)
         elif (key in LIST_FIELDS or key in {"immediate_threats", "opportunities"}) and isinstance(value, str):
@@ -524,15 +506,15 @@ def _parse(text: Any) -> ParseResult:
     if not isinstance(text, str):
         text = "" if text is None else str(text)
     obj, notes = None, []
-    for span in _candidate_spans(text):
-        obj, notes = _loads(span)
+    for span in _spans(text):
+        obj, notes = _decode(span)
         if obj is not None and any(k in obj for k in SECTIONS):
             break
         obj = None
     if obj is None:
         return ParseResult(None, ["no JSON object found" if "{" not in text else "JSON could not be parsed"])
 
-    errors, warnings = [], list(notes)
+    errors, warnings, dropped = [], list(notes), []
     clean: dict[str, Any] = {}
     for name, model in SECTIONS.items():
         part = obj.get(name)
@@ -540,13 +522,19 @@ def _parse(text: Any) -> ParseResult:
             errors.append(f"{name}: missing" if part is None else f"{name}: expected an object")
             continue
         part = _coerce_section(name, part)
-        unknown = [k for k in part if k not in model.model_fields]
-        for key in unknown:
+        for key in [k for k in part if k not in model.model_fields]:
             warnings.append(f"{name}.{key}: unknown field dropped")
             part.pop(key)
         try:
             clean[name] = model.model_validate(part)
         except ValidationError as exc:
+            if name == "game_state":  # every field is optional: a bad value costs that field only
+                bad = {str(err["loc"][0]) for err in exc.errors()}
+                for err in exc.errors():
+                    warnings.append(f"game_state.{err['loc'][0]}: dropped ({err['msg']})")
+                dropped += sorted(bad)
+                clean[name] = model.model_validate({k: v for k, v in part.items() if k not in bad})
+                continue
             for err in exc.errors():
                 loc = ".".join(str(p) for p in err["loc"])
                 errors.append(f"{name}.{loc}: {err['msg']}")
@@ -554,7 +542,7 @@ def _parse(text: Any) -> ParseResult:
         if key not in SECTIONS:
             warnings.append(f"{key}: unknown top-level field dropped")
     if errors:
-        return ParseResult(None, errors, warnings, obj)
+        return ParseResult(None, errors, warnings, obj, dropped)
     analysis = Analysis(**clean)
     money = analysis.game_state.player_money
     if money is not None and money > MONEY_CAP:
@@ -563,7 +551,7 @@ def _parse(text: Any) -> ParseResult:
         name = getattr(analysis.game_state, slot)
         if name is not None and not is_known_weapon(name):
             warnings.append(f"game_state.{slot}: unknown weapon {name!r}")
-    return ParseResult(analysis, [], warnings, obj)
+    return ParseResult(analysis, [], warnings, obj, dropped)
 
 
 def to_json(analysis: Analysis) -> str:

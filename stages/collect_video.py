@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from chimera.io import write_json
+from chimera.io import VIDEO_CACHE, write_json
 from chimera.screens.frames import save_frame, write_manifest
 from chimera.screens.video import VideoError, download_video, extract_frames, render_clip, truth_at
 
@@ -23,7 +23,7 @@ videos, errors = [], []
 Path("data/raw/video").mkdir(parents=True, exist_ok=True)
 for url in p["urls"]:
     try:
-        cached = download_video(url, Path(".cache/video"), p["max_height"])
+        cached = download_video(url, VIDEO_CACHE, p["max_height"])
         kept = Path("data/raw/video") / cached.name
         shutil.copyfile(cached, kept)
         videos.append((kept, url))

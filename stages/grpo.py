@@ -2,7 +2,7 @@
 
 from _common import log, params
 
-from chimera.io import read_parquet, write_json
+from chimera.io import CHECKPOINT_CACHE, read_parquet, write_json
 from chimera.records import load_records
 from chimera.training.grpo import GRPORunConfig, grpo_dataset, train_grpo
 from chimera.training.settings import lora_settings, model_settings
@@ -16,7 +16,8 @@ cfg = GRPORunConfig(base_model=p["base"], output_dir="models/E_grpo", max_steps=
                     learning_rate=p["learning_rate"], per_device_train_batch_size=p["batch_size"],
                     num_generations=p["num_generations"], max_completion_length=p["max_completion_length"],
                     temperature=p["temperature"], reward_weights=p["reward_weights"], seed=seed,
-                    dvclive_dir="dvclive/E_grpo", **{**lora_settings(params("train")), "lora_dropout": 0.0},
+                    dvclive_dir="dvclive/E_grpo", checkpoint_dir=str(CHECKPOINT_CACHE / "E_grpo"),
+                    **{**lora_settings(params("train")), "lora_dropout": 0.0},
                     **model_settings(params("model")))
 summary = train_grpo(cfg, dataset)
 write_json("metrics/train/E_grpo.json", {k: v for k, v in summary.items() if k != "config"})

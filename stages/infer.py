@@ -11,7 +11,7 @@ import sys
 import torch
 from tqdm import tqdm
 
-from chimera.io import read_parquet, write_json
+from chimera.io import PREDICTIONS_CACHE, read_parquet, write_json
 from chimera.vlm.backends import LocalBackend
 from chimera.vlm.inference import model_fingerprint, run_inference
 from chimera.vlm.models import ModelConfig, load_model
@@ -29,6 +29,8 @@ with tqdm(total=len(frames), desc=f"infer {name}", unit="frame") as bar:
     counts = run_inference(backend, list(zip(frames.id, frames.path)), f"data/predictions/{name}",
                            model_fingerprint(path), f"data/predictions/{name}.parquet", progress=bar.update,
                            settings={"attn_implementation": config.attn_implementation},
-                           cache_dir=".cache/predictions")
+                           cache_dir=PREDICTIONS_CACHE)
 write_json(f"data/predictions/{name}/_run.json", counts)
 log("infer").info("%s: %s", name, counts)
+if counts["total"] and counts["failed"] == counts["total"]:  # docs/errors.md: non-zero when nothing usable came out
+    raise SystemExit(f"infer {name}: every frame failed; see the errors in data/predictions/{name}/")

@@ -12,14 +12,13 @@ from pathlib import Path
 import joblib
 from tqdm import tqdm
 
-from chimera.io import write_json
+from chimera.io import CLAUDE_CACHE, write_json
 from chimera.labeling.claude import ClaudeConfig, ClaudeLabeler, MissingKeyError, api_key
 from chimera.labeling.truth import truth_label
 from chimera.records import write_records
 from chimera.screens.frames import load_manifests
 
 p = params("label")
-CLAUDE_CACHE = Path(".cache/claude")  # paid answers, per image + prompt + model: outside DVC's outputs, never wiped
 logger = log("label")
 frames = load_manifests(p["manifests"])
 winprob = joblib.load(p["winprob_model"]) if Path(p["winprob_model"]).exists() else None
@@ -54,3 +53,5 @@ write_json("data/labeled/unlabeled.json", unlabeled)
 metrics.update(labeled=len(records), unlabeled=len(unlabeled))
 write_json("metrics/labeling.json", metrics)
 logger.info("%d labeled, %d unlabeled (listed in data/labeled/unlabeled.json)", len(records), len(unlabeled))
+if not records:  # docs/errors.md: non-zero when nothing usable came out
+    raise SystemExit("label: no frame could be labelled; data/labeled/unlabeled.json says why")

@@ -11,7 +11,7 @@ from chimera.demos.awpy_adapter import load_dem
 from chimera.demos.canonical import DemoError
 from chimera.demos.cs2df import load_cs2df
 from chimera.demos.download import download_demos
-from chimera.io import write_json, write_parquet
+from chimera.io import DEMO_CACHE, write_json, write_parquet
 
 p = params("demos")
 out = Path("data/processed/demos")
@@ -20,7 +20,7 @@ logger = log("parse_demos")
 sources = sorted(Path(p["parsed_dir"]).glob("*.zip"))
 for folder in p["dem_dirs"]:
     sources += sorted(Path(folder).glob("*.dem"))
-sources += download_demos(p.get("dem_urls", []), Path(".cache/demos"))  # a download cache, outside DVC's outputs
+sources += download_demos(p.get("dem_urls", []), DEMO_CACHE)
 
 tables, errors = {"frames": [], "rounds": [], "bombs": [], "damages": []}, []
 for path in tqdm(sources, desc="demos", unit="demo"):

@@ -4,7 +4,7 @@ val split (whole matches held out) gives the val loss."""
 from _common import log, params
 
 from chimera.demos.strategy_dataset import STRATEGY_SYSTEM_PROMPT
-from chimera.io import read_parquet, write_json
+from chimera.io import CHECKPOINT_CACHE, read_parquet, write_json
 from chimera.training.settings import lora_settings, model_settings
 from chimera.training.sft import SFTRunConfig, text_dataset, train
 
@@ -16,7 +16,8 @@ val_dataset = text_dataset(list(zip(val.prompt, val.completion)), STRATEGY_SYSTE
 cfg = SFTRunConfig(base_model=model["tiny_path"] if model["name"] == "tiny" else model["name"],
                    output_dir="models/pretrain_strategy", max_steps=p["max_steps"], learning_rate=p["learning_rate"],
                    per_device_train_batch_size=p["batch_size"], seed=seed, dvclive_dir="dvclive/pretrain_strategy",
-                   eval_steps=p["eval_steps"], **lora_settings(params("train")), **model_settings(model))
+                   eval_steps=p["eval_steps"], checkpoint_dir=str(CHECKPOINT_CACHE / "pretrain_strategy"),
+                   **lora_settings(params("train")), **model_settings(model))
 summary = train(cfg, dataset, eval_dataset=val_dataset)
 write_json("metrics/pretrain_strategy.json", {k: v for k, v in summary.items() if k != "config"})
 log("pretrain_strategy").info("%d steps, loss %.3f -> %.3f, val loss %s -> %s", summary["steps"], summary["first_loss"],

@@ -55,3 +55,22 @@ def test_ocr_reads_the_rendered_hud_numbers():
         read += got["player_money"]["value"] == state.player_money
         assert set(got) == {"player_money", "player_armor", "player_health"}
     assert read >= 5  # bench/bench_ocr.py: 24/25 on styled frames
+
+
+def test_ocr_reads_the_numbers_the_schema_has_no_field_for():
+    """Ammo, round timer and score: read from their fixed regions (scored in bench/bench_ocr.py)."""
+    from chimera.evaluation.ocr import read_hud_extras
+
+    checked, right = 0, 0
+    for seed in range(8):
+        rng = random.Random(seed)
+        state, extras = sample_state(rng)
+        if extras.active_slot == "knife" or state.bomb_status == "planted":
+            continue
+        image, _ = render_frame(state, extras, replace(sample_style(rng), width=1920, height=1080).clean())
+        got = read_hud_extras(image)
+        own, enemy = (extras.ct_score, extras.t_score) if state.player_side == "CT" else (extras.t_score, extras.ct_score)
+        right += [got["ammo_clip"], got["round_time_s"], got["score_own"], got["score_enemy"]] == \
+            [extras.ammo_clip, int(extras.time_left_s), own, enemy]
+        checked += 1
+    assert checked >= 3 and right >= checked - 1  # OCR is not perfect: bench/bench_ocr.py has the rates

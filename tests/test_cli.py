@@ -31,3 +31,46 @@ def test_cli_reads_the_stages_settings(monkeypatch, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(changed))
     monkeypatch.chdir(tmp_path)
     assert _settings()["max_new_tokens"] == 77
+
+
+HOSTILE = ("[/bold] [link=file:///etc/passwd]click[/link] \x1b]0;pwned\x07 \x1b[2J \x1b]52;c;ZXZpbA==\x07 "
+           "\u202eevil\u202c \x9b31m")
+
+
+def test_model_text_reaches_the_terminal_inert():
+    """Rich markup prints literally (no MarkupError, no hyperlink); escape sequences (title, clear screen,
+    clipboard write, C1 CSI) and bidi overrides are shown as visible escapes, never sent to the terminal."""
+    import io
+
+    from rich.console import Console
+
+    from chimera.cli import inert, print_analysis
+    from chimera.schema import Analysis, example_analysis
+
+    data = example_analysis().model_dump(mode="json")
+    data["advice"].update(primary_action=HOSTILE, reasoning=HOSTILE, callout=HOSTILE)
+    data["analysis"]["immediate_threats"] = [HOSTILE]
+    data["game_state"]["map_name"] = HOSTILE
+    out = io.StringIO()
+    print_analysis(Console(file=out, width=400, color_system=None), Analysis.model_validate(data), HOSTILE)
+    text = out.getvalue()
+    assert not any(c in text for c in "\x1b\x07\x9b\u202e")
+    assert "[/bold]" in text and "[link=file:///etc/passwd]" in text and "\\x1b]0;pwned" in text
+    assert inert("plain text, 100 HP") == "plain text, 100 HP"
+
+
+def test_parse_prints_model_supplied_keys_inert(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from chimera.cli import app
+    from chimera.schema import example_analysis
+
+    data = example_analysis().model_dump(mode="json")
+    data["game_state"]["\x1b]0;owned\x07"] = 1  # an unknown key: reported in a warning
+    path = tmp_path / "out.txt"
+    path.write_text(json.dumps(data))
+    result = CliRunner().invoke(app, ["parse", str(path)])
+    assert result.exit_code == 0
+    assert "\x1b]0;owned" not in result.output and "\\x1b]0;owned" in result.output

@@ -80,7 +80,8 @@ def test_parser_reports_problems_field_by_field():
     del obj["advice"]
     result = parse_model_output(json.dumps(obj))
     assert not result.ok
-    assert any(e.startswith("game_state.player_health") for e in result.errors)
+    assert result.dropped == ["player_health"]  # an optional field's bad value costs that field only
+    assert any(w.startswith("game_state.player_health: dropped") for w in result.warnings)
     assert any(e.startswith("analysis.round_importance") for e in result.errors)
     assert "advice: missing" in result.errors
     assert result.sections_valid() == {"game_state": False, "analysis": False, "advice": False}
@@ -105,6 +106,36 @@ def test_truncated_output_keeps_what_was_complete():
     assert result.json_found and "game_state" in result.raw_json
     assert "closed truncated output" in result.warnings
     assert "advice: missing" in result.errors
+
+
+def test_one_bad_value_drops_that_field_only():
+    text = to_json(example_analysis())
+    assert '"player_health":76' in text
+    for bad in ('"\u00b2"', "9" * 4400, "true", "[1]", '{"x": 1}'):  # superscript 2, a 4,400-digit number, ...
+        result = parse_model_output(text.replace('"player_health":76', f'"player_health":{bad}'))
+        assert result.ok, (bad, result.errors)
+        assert result.analysis.game_state.player_health is None and result.dropped == ["player_health"]
+        assert result.analysis.game_state.player_money == 3350  # the rest of the answer is kept
+        assert not result.schema_valid
+    assert parse_model_output(text).schema_valid
+
+
+def test_a_valid_answer_after_deep_junk_is_found():
+    text = "{" * 5000 + " oops " + to_json(example_analysis())
+    assert parse_model_output(text).analysis == example_analysis()
+
+
+def test_no_truncation_point_yields_a_wrong_value():
+    """Cut a valid answer at every character: a field either has its true value or is absent, never the
+    front of a number (3 of 3350)."""
+    truth = example_analysis().model_dump(mode="json")
+    text = to_json(example_analysis())
+    for cut in range(1, len(text)):
+        result = parse_model_output(text[:cut])
+        gs = (result.raw_json or {}).get("game_state") or {}
+        fields = result.game_state_fields()
+        for name, value in fields.items():
+            assert value == truth["game_state"][name] or value is None and name not in gs, (cut, name, value)
 
 
 # ---- property tests --------------------------------------------------------------------------------
@@ -193,3 +224,24 @@ def test_salvaged_fields_are_always_valid_game_state_values(analysis, cut):
         complete = f'"{key}":{json.dumps(truth[key], separators=(",", ":"))}' in text
         # a value written out in full is salvaged exactly; only the one cut mid-way may differ
         assert value == truth[key] or not complete, (key, value, truth[key])
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(analyses, st.data(), st.sampled_from(["", "Sure! ", "```json\n", "{{{{ ", "[1, 2] "]))
+def test_a_cut_answer_never_yields_a_wrong_value(analysis, data, prefix):
+    """Truncation by max_new_tokens at any point of game_state, after any preamble: each field is its true value
+    or absent."""
+    text = to_json(analysis)
+    truth = analysis.model_dump(mode="json")["game_state"]
+    cut = data.draw(st.integers(1, text.index('"analysis"')))  # inside game_state, where the numbers are
+    fields = parse_model_output(prefix + text[:cut]).game_state_fields()
+    assert all(value == truth[name] for name, value in fields.items())
+
+
+@settings(max_examples=100)
+@given(analyses, st.sampled_from(["true", "false", "1.5", '"\u00b2"', "-3", "1e400", "9" * 30, "[]", '"NaN"']))
+def test_a_bad_value_costs_that_field_only(analysis, bad):
+    text = to_json(analysis).replace('"player_armor":', '"player_armor":' + bad + ',"_was":', 1)
+    result = parse_model_output(text)
+    assert result.ok and result.analysis.game_state.player_armor is None
+    assert result.analysis.game_state.player_money == analysis.game_state.player_money

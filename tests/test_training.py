@@ -108,6 +108,54 @@ def test_resume_continues_from_the_saved_step(tiny, tmp_path, screens):
     assert logged[:2] == [h for h in first_state["log_history"] if "loss" in h]
 
 
+class CrashAt:
+    """A TrainerCallback that kills the run at a step, as a SIGKILL or an OOM would (after its checkpoint)."""
+
+    def __new__(cls, step):
+        from transformers import TrainerCallback
+
+        class _Crash(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step == step:
+                    raise RuntimeError(f"crash at step {step}")
+
+        return _Crash()
+
+
+def test_a_crashed_run_resumes_by_itself_and_cleans_up(tiny, tmp_path, screens):
+    """Checkpoints live outside the output (which `dvc repro` wipes) until the run finishes; a rerun of the same
+    config continues from the last one, a changed config starts afresh."""
+    data = screen_dataset([(p, a) for _, p, a in screens])
+    ck = tmp_path / "ck"
+    run = lambda **kw: cfg(tiny, tmp_path, max_steps=4, save_steps=2, checkpoint_dir=str(ck), **kw)  # noqa: E731
+    with pytest.raises(RuntimeError, match="crash at step 3"):
+        train(run(merge=False), data, callbacks=[CrashAt(3)])
+    assert (ck / "checkpoint-2").exists() and not (tmp_path / "run" / "final_model").exists()
+    with pytest.raises(RuntimeError, match="crash at step 3"):  # another learning rate: its own run
+        train(run(merge=False, learning_rate=1e-3), data, callbacks=[CrashAt(3)])
+    again = train(run(merge=True, learning_rate=1e-3), data)
+    assert again["resumed_from_step"] == 2 and again["steps"] == 4
+    assert not ck.exists()  # finished: checkpoints gone
+    assert (tmp_path / "run" / "final_model" / "merged_16bit" / "config.json").exists()
+    with pytest.raises(RuntimeError, match="crash at step 3"):
+        train(run(merge=False), data, callbacks=[CrashAt(3)])
+    fresh = train(run(merge=False, seed=1), data)  # a changed config never resumes another run's checkpoint
+    assert fresh["resumed_from_step"] == 0
+
+
+def test_the_merge_folds_lora_in_place_without_a_second_copy(tiny, tmp_path, screens):
+    from chimera.training.sft import merge_and_save
+
+    c = cfg(tiny, tmp_path)
+    model, processor = load_for_training(c)
+    peft_model = make_trainer(c, model, processor, screen_dataset([(p, a) for _, p, a in screens])).model
+    base = peft_model.get_base_model()
+    assert any("lora" in name for name, _ in base.named_modules())
+    merge_and_save(peft_model, processor, tmp_path / "merged")
+    assert not any("lora" in name for name, _ in base.named_modules())  # this very object was merged
+    assert (tmp_path / "merged" / "config.json").exists()
+
+
 def test_dry_run_reports_memory_and_an_estimate(tiny, tmp_path, screens):
     report = dry_run(cfg(tiny, tmp_path), screen_dataset([(p, a) for _, p, a in screens]))
     assert report["device"] == "cpu" and report["memory_kind"] == "process peak RSS"
@@ -129,6 +177,18 @@ def test_grpo_runs_and_logs_every_reward(tiny, tmp_path, screens):
     assert set(summary["reward_means"]) == {fn.__name__ for fn in REWARDS}
     assert all(v is not None and 0.0 <= v <= 1.0 for v in summary["reward_means"].values())
     assert (tmp_path / "grpo" / "final_model" / "merged_16bit" / "config.json").exists()
+
+
+def test_grpo_saves_checkpoints_and_resumes_after_a_crash(tiny, tmp_path, screens):
+    dataset = grpo_dataset([(p, a, 0.6) for _, p, a in screens])
+    c = GRPORunConfig(base_model=tiny, output_dir=str(tmp_path / "grpo"), max_steps=2, per_device_train_batch_size=2,
+                      num_generations=2, max_completion_length=8, max_pixels=SMALL["max_pixels"], save_steps=1,
+                      checkpoint_dir=str(tmp_path / "ck"), merge=False)
+    with pytest.raises(RuntimeError, match="crash at step 2"):
+        train_grpo(c, dataset, callbacks=[CrashAt(2)])
+    assert (tmp_path / "ck" / "checkpoint-1").exists()
+    summary = train_grpo(c, dataset)
+    assert summary["resumed_from_step"] == 1 and summary["steps"] == 2 and not (tmp_path / "ck").exists()
 
 
 def test_grpo_rejects_a_wrong_number_of_weights(tiny, tmp_path):
@@ -227,3 +287,24 @@ def test_sft_targets_follow_the_schema_order_not_the_stored_key_order(screens):
     text = screen_dataset([(path, stored)])[0]["completion"][0]["content"][0]["text"]
     assert text.index('"game_state"') < text.index('"analysis"') < text.index('"advice"')
     assert json.loads(text) == json.loads(to_json(Analysis.model_validate(label)))
+
+
+def test_every_trainer_takes_the_model_settings_users_override():
+    """`-S model.quantization=4bit` and the pixel budget reach SFT, strategy pretraining and GRPO alike."""
+    import dataclasses
+
+    import yaml
+
+    from chimera.training.settings import lora_settings, model_settings
+    from chimera.training.sft import SFTRunConfig
+    from conftest import ROOT
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    shared = {**lora_settings(params["train"]), **model_settings({**params["model"], "quantization": "4bit"})}
+    for config in (SFTRunConfig, GRPORunConfig):
+        made = config(base_model="m", output_dir="o", **shared)
+        assert made.quantization == "4bit" and made.max_pixels == params["model"]["max_pixels"]
+        assert made.gradient_checkpointing == params["train"]["gradient_checkpointing"]
+        assert {f.name for f in dataclasses.fields(config)} >= set(shared)
+    for stage in ("sft.py", "pretrain_strategy.py", "grpo.py"):
+        assert "**model_settings(" in (ROOT / "stages" / stage).read_text()

@@ -75,8 +75,35 @@ def test_corrupt_and_empty_images_fail_only_their_frame(loaded, tmp_path):
     out = LocalBackend(*loaded, max_new_tokens=8).analyze(frames)
     assert [p.id for p in out] == ["id0", "empty", "corrupt"]
     assert out[0].error is None and out[0].raw_text is not None
-    assert "empty image" in out[1].error and "unreadable image" in out[2].error
-    assert out[2].record("m")["analysis"] is None and out[2].record("m")["errors"]
+    assert out[1].error.endswith("empty.png: unreadable image: empty file")  # the file is named, not a hash
+    assert "corrupt.png: unreadable image" in out[2].error
+    assert out[2].record("m")["analysis"] is None and out[2].record("m")["errors"] and out[2].record("m")["failed"]
+
+
+def test_a_decompression_bomb_is_refused_before_decoding(tmp_path):
+    """A 1 KB PNG that declares 100,000 x 100,000 pixels is refused from its header: no decoding, no memory."""
+    import struct
+    import zlib
+
+    from chimera.io import open_image
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+                     + chunk(b"IEND", b""))
+    with pytest.raises(ValueError, match="bomb.png: unreadable image: .*refused before decoding"):
+        open_image(bomb)  # PIL's header check answers first at this size
+    header = struct.pack(">IIBBBBB", 10_000, 8_000, 8, 2, 0, 0, 0)  # 80 MP: ours (50 MP) refuses it
+    bomb.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+                     + chunk(b"IEND", b""))
+    with pytest.raises(ValueError, match="bomb.png: unreadable image: 10000x8000 pixels is above the limit of"):
+        open_image(bomb)
+    (tmp_path / "dir.png").mkdir()
+    with pytest.raises(ValueError, match="dir.png: unreadable image: IsADirectoryError"):
+        open_image(tmp_path / "dir.png")
 
 
 def test_resume_skips_finished_ids(loaded, tmp_path, tiny):
@@ -148,8 +175,9 @@ def test_openai_compatible_backend_against_chat_completions(tmp_path):
             return httpx.Response(500, json={"object": "error", "message": "CUDA out of memory", "code": 500})
         return httpx.Response(200, json=chat_completion(f"```json\n{to_json(example_analysis())}\n```"))
 
+    slept = []
     backend = OpenAICompatBackend("http://vllm.test/v1", "Qwen/Qwen3-VL-8B-Instruct", concurrency=1,
-                                  http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+                                  http_client=httpx.Client(transport=httpx.MockTransport(handler)), sleep=slept.append)
     out = backend.analyze(images(tmp_path))
     request, body = seen[0]
     assert request.url == "http://vllm.test/v1/chat/completions"
@@ -161,7 +189,40 @@ def test_openai_compatible_backend_against_chat_completions(tmp_path):
     assert body["response_format"]["json_schema"]["schema"] == analysis_json_schema()
     assert out[0].parse.ok and out[0].parse.analysis == example_analysis()
     assert (out[0].input_tokens, out[0].output_tokens) == (1200, 300)
-    assert sum(p.error is not None and "500" in p.error for p in out) == 1
+    assert all(p.error is None for p in out) and len(seen) == 4 and len(slept) == 1  # the 500 was retried once
+
+
+def test_openai_compatible_backend_retries_storms_honours_retry_after_and_gives_up_clearly(tmp_path):
+    """429/5xx storms and timeouts are retried with backoff; retry-after wins; 400 is final; a broken body is
+    that frame's error, never a crash of the batch."""
+    script = {"storm": [httpx.Response(429, headers={"retry-after": "7"}), httpx.Response(503),
+                        httpx.Response(200, json=chat_completion(to_json(example_analysis())))],
+              "down": [httpx.Response(500)] * 10, "bad": [httpx.Response(400, json={"message": "bad image"})],
+              "html": [httpx.Response(200, text="<html>gateway</html>")], "timeout": ["timeout", "timeout",
+              httpx.Response(200, json=chat_completion(to_json(example_analysis())))]}
+    calls = {k: 0 for k in script}
+
+    def handler(request: httpx.Request):
+        name = request.headers["x-case"]
+        answer = script[name][min(calls[name], len(script[name]) - 1)]
+        calls[name] += 1
+        if answer == "timeout":
+            raise httpx.ReadTimeout("read timed out", request=request)
+        return answer
+
+    slept = []
+    results = {}
+    for name in script:
+        backend = OpenAICompatBackend("http://vllm.test/v1", "m", concurrency=1, max_retries=3, sleep=slept.append,
+                                      http_client=httpx.Client(transport=httpx.MockTransport(handler),
+                                                               headers={"x-case": name}))
+        results[name] = backend.analyze(images(tmp_path, sizes=((64, 36),)))[0]
+    assert results["storm"].parse.ok and calls["storm"] == 3 and 7.0 in slept
+    assert results["timeout"].parse.ok and calls["timeout"] == 3
+    assert calls["down"] == 4 and "500" in results["down"].error  # 1 try + 3 retries, then a clear error
+    assert calls["bad"] == 1 and "400" in results["bad"].error
+    assert calls["html"] == 1 and results["html"].error.startswith("server error")
+    assert max(slept) <= 30.0
 
 
 def test_hub_model_offline_is_a_clear_error_not_a_hang(monkeypatch, tmp_path):

@@ -237,7 +237,10 @@ def score_frame(image_id: str, pred_record: dict | None, label_record: dict, tol
                 slice_info: dict | None = None, p_win: float | None = None) -> FrameScore:
     pred = (pred_record or {}).get("analysis")
     truth = label_record["analysis"]
-    score = FrameScore(image_id, slice_info or {}, pred is not None, bool((pred_record or {}).get("json_found", pred is not None)))
+    record = pred_record or {}
+    # schema compliance is the model's own discipline: an answer the parser had to repair or trim is not valid
+    valid = bool(record.get("schema_valid", pred is not None)) and pred is not None
+    score = FrameScore(image_id, slice_info or {}, valid, bool(record.get("json_found", pred is not None)))
     if pred is not None:
         pgs = pred.get("game_state") or {}
     else:  # JSON that is not a valid Analysis still earns credit for each field that is valid and right

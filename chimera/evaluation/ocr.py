@@ -23,6 +23,8 @@ from PIL import Image
 DEFAULT_REGIONS = {"money": (0.0, 0.87, 0.20, 1.0), "vitals": (0.24, 0.87, 0.56, 1.0)}
 DEFAULT_VITALS_ORDER = ("player_armor", "player_health")
 REAL_CS2_REGIONS = {"money": (0.0, 0.87, 0.20, 1.0), "vitals": (0.27, 0.88, 0.40, 1.0)}
+# HUD numbers the schema has no field for (so the report cannot score them; bench/bench_ocr.py does)
+EXTRA_REGIONS = {"ammo": (0.76, 0.905, 0.97, 1.0), "timer": (0.46, 0.0, 0.54, 0.05), "score": (0.47, 0.045, 0.53, 0.095)}
 MIN_CROP_HEIGHT = 64  # PP-OCR's recogniser wants text a few dozen pixels tall: small crops are upscaled
 
 
@@ -81,6 +83,26 @@ def read_hud(image: Image.Image, config: OcrConfig | None = None) -> dict[str, d
     # inside the shield icon) is the one the engine misses, so a lone number is health
     for name, (value, conf) in zip(reversed(config.vitals_order), reversed(vitals)):
         out[name] = {"value": value, "confidence": conf}
+    return out
+
+
+def read_hud_extras(image: Image.Image, regions: dict | None = None) -> dict[str, int | None]:
+    """ammo_clip ("21 / 71": the first number), round_time_s ("1:19" -> 79; absent while the bomb icon replaces
+    the timer) and score_own / score_enemy (left and right of the top panel; a C4 countdown between them and
+    teammates' "$" money under the portraits are skipped)."""
+    regions = regions or EXTRA_REGIONS
+    out: dict[str, int | None] = dict.fromkeys(("ammo_clip", "round_time_s", "score_own", "score_enemy"))
+    ammo = _numbers(read_text(crop(image, regions["ammo"])))
+    if ammo:
+        out["ammo_clip"] = ammo[0][0]
+    timer = " ".join(t for t, _, _ in read_text(crop(image, regions["timer"])))
+    match = re.search(r"(\d{1,2})[:.](\d{2})", timer)
+    if match:
+        out["round_time_s"] = int(match.group(1)) * 60 + int(match.group(2))
+    lines = [line for line in read_text(crop(image, regions["score"])) if "$" not in line[0]]
+    scores = [v for v, _ in _numbers(lines) if v <= 30]
+    if len(scores) >= 2:
+        out["score_own"], out["score_enemy"] = scores[0], scores[-1]
     return out
 
 

@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 from PIL import Image
 
-from chimera.io import read_json, sha256_bytes, write_json
+from chimera.io import open_image, read_json, sha256_bytes, write_json
 from chimera.prompts import PROMPT_HASH, SYSTEM_PROMPT, TOOL_DESCRIPTION, TOOL_NAME, USER_PROMPT
 from chimera.schema import analysis_json_schema, parse_model_output
 
@@ -81,8 +81,7 @@ def make_client(config: ClaudeConfig, http_client=None):
 
 def prepare_image(data: bytes, max_long_edge: int = 1568, max_megapixels: float = 1.15) -> tuple[bytes, tuple[int, int]]:
     """Downscale (never upscale) to the largest size Claude keeps as is; PNG bytes and the new size."""
-    image = Image.open(io.BytesIO(data))
-    image.load()
+    image = open_image(data)  # refuses decompression bombs before decoding
     w, h = image.size
     scale = min(1.0, max_long_edge / max(w, h), (max_megapixels * 1e6 / (w * h)) ** 0.5)
     if scale < 1.0:
@@ -216,9 +215,10 @@ class ClaudeLabeler:
                 try:
                     record = future.result()
                 except anthropic.APIError as exc:
-                    run.failures.append({"id": image_id, "error": f"{type(exc).__name__}: {exc.message if hasattr(exc, 'message') else exc}"})
+                    run.failures.append({"id": image_id, "error": f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"})
                     continue
-                except (OSError, ValueError) as exc:  # unreadable image
+                except Exception as exc:  # noqa: BLE001 - an unreadable image or a malformed answer (no content,
+                    # an HTML body) fails that item; every answer already paid for is kept and the batch goes on
                     run.failures.append({"id": image_id, "error": f"{type(exc).__name__}: {exc}"})
                     continue
                 (run.records if record["analysis"] is not None else run.failures).append(

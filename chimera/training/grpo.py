@@ -15,8 +15,8 @@ import torch
 
 from chimera.prompts import SYSTEM_PROMPT, USER_PROMPT
 from chimera.training.rewards import REWARDS
-from chimera.training.sft import (LANGUAGE_LORA_TARGETS, dvclive_callbacks, load_for_training, merge_and_save,
-                                  peak_memory_mb)
+from chimera.training.sft import (LANGUAGE_LORA_TARGETS, dvclive_callbacks, finish_checkpoints, load_for_training,
+                                  merge_and_save, peak_memory_mb, resume_point)
 
 
 @dataclass
@@ -44,6 +44,8 @@ class GRPORunConfig:
     seed: int = 0
     dvclive_dir: str | None = None
     merge: bool = True
+    save_steps: int = 5                       # a checkpoint every this many steps, resumed after a crash
+    checkpoint_dir: str | None = None         # checkpoints here (outside DVC's output) until the run finishes
 
 
 def grpo_dataset(examples: list[tuple[str, dict, float | None]]):
@@ -60,7 +62,7 @@ def grpo_dataset(examples: list[tuple[str, dict, float | None]]):
         "p_win": [p for _, _, p in examples]})
 
 
-def train_grpo(cfg: GRPORunConfig, dataset, callbacks=()) -> dict:
+def train_grpo(cfg: GRPORunConfig, dataset, callbacks=(), resume: bool | None = None) -> dict:
     from peft import LoraConfig, get_peft_model
     from trl import GRPOConfig, GRPOTrainer
 
@@ -71,11 +73,12 @@ def train_grpo(cfg: GRPORunConfig, dataset, callbacks=()) -> dict:
     model, processor = load_for_training(cfg, padding_side="left")
     on_gpu = torch.cuda.is_available()
     args = GRPOConfig(
-        output_dir=cfg.output_dir, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
+        output_dir=cfg.checkpoint_dir or cfg.output_dir, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.per_device_train_batch_size, num_generations=cfg.num_generations,
         max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, beta=cfg.beta,
         reward_weights=cfg.reward_weights, logging_steps=cfg.logging_steps, seed=cfg.seed, bf16=on_gpu,
-        use_cpu=not on_gpu, gradient_checkpointing=cfg.gradient_checkpointing, report_to="none", save_strategy="no",
+        use_cpu=not on_gpu, gradient_checkpointing=cfg.gradient_checkpointing, report_to="none", save_strategy="steps",
+        save_steps=cfg.save_steps, save_total_limit=2,
         dataloader_num_workers=0)
     peft_model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                                   target_modules=cfg.target_modules, modules_to_save=cfg.modules_to_save,
@@ -84,19 +87,22 @@ def train_grpo(cfg: GRPORunConfig, dataset, callbacks=()) -> dict:
                           processing_class=processor,
                           callbacks=[*dvclive_callbacks(cfg.dvclive_dir), *callbacks])
     start = time.perf_counter()
-    trainer.train()
+    checkpoint = resume_point(cfg, resume)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - start
     history = trainer.state.log_history
     rewards = {fn.__name__: [h[f"rewards/{fn.__name__}/mean"] for h in history if f"rewards/{fn.__name__}/mean" in h]
                for fn in REWARDS}
     final = Path(cfg.output_dir) / "final_model"
     trainer.model.save_pretrained(final / "adapter")
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     if cfg.merge:
         merge_and_save(trainer.model, processor, final / "merged_16bit")
+    finish_checkpoints(cfg)
     summary = {"steps": trainer.state.global_step, "train_seconds": round(seconds, 2),
                "seconds_per_step": round(seconds / max(1, trainer.state.global_step), 3),
                "peak_memory_mb": round(peak_memory_mb(), 1),
-               "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+               "trainable_params": trainable, "resumed_from_step": int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else 0,
                "reward_means": {k: (sum(v) / len(v) if v else None) for k, v in rewards.items()},
                "reward_first_last": {k: (v[0], v[-1]) if v else None for k, v in rewards.items()},
                "config": asdict(cfg)}

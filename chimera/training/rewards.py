@@ -37,11 +37,12 @@ def _parsed(completions):
 
 
 def format_reward(completions, **row) -> list[float]:
-    """Dense: 1.0 for a valid Analysis; 0.2 for a JSON object + 0.2 per section that validates (max 0.8);
-    0.1 for an opening brace; 0 for prose. Partial credit gives a weak model's samples different rewards."""
+    """Dense: 1.0 for a schema-valid Analysis as written (nothing dropped, closed or repaired); 0.2 for a JSON
+    object + 0.2 per section that validates (max 0.8); 0.1 for an opening brace; 0 for prose. Partial credit
+    gives a weak model's samples different rewards."""
     out = []
     for completion, result in zip(completions, _parsed(completions)):
-        if result.ok:
+        if result.schema_valid:
             out.append(1.0)
         elif result.json_found:
             out.append(0.2 + 0.2 * sum(result.sections_valid().values()))

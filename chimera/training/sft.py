@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ class SFTRunConfig:
     dvclive_dir: str | None = None
     merge: bool = True
     eval_steps: int = 25                      # eval loss on the val set every this many steps (when one is given)
+    checkpoint_dir: str | None = None         # checkpoints here (outside DVC's output) until the run finishes
     early_stopping_patience: int | None = None  # stop after this many evals without a better val loss
 
     def to_json(self) -> dict:
@@ -122,7 +124,7 @@ def make_trainer(cfg: SFTRunConfig, model, processor, dataset, max_steps: int | 
                      load_best_model_at_end=bool(early), metric_for_best_model="eval_loss", greater_is_better=False,
                      save_strategy="steps") if evaluating else {}
     args = SFTConfig(
-        output_dir=cfg.output_dir, max_steps=max_steps or cfg.max_steps, learning_rate=cfg.learning_rate,
+        output_dir=cfg.checkpoint_dir or cfg.output_dir, max_steps=max_steps or cfg.max_steps, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, logging_steps=cfg.logging_steps,
         save_steps=cfg.eval_steps if early else cfg.save_steps,  # load_best_model_at_end saves on the eval grid
@@ -154,17 +156,48 @@ def dvclive_callbacks(path: str | None) -> list:
     return [DVCLiveCallback(live=Live(dir=path, save_dvc_exp=False, dvcyaml=None), log_model=None)]
 
 
-def train(cfg: SFTRunConfig, dataset, resume: bool = False, callbacks=(), eval_dataset=None) -> dict:
+# config fields that do not change the weights a run produces: a rerun differing only in these may resume
+NOT_THE_TRAJECTORY = {"max_steps", "merge", "dvclive_dir", "logging_steps", "save_total_limit", "output_dir"}
+
+
+def resume_point(cfg, resume: bool | None) -> Path | None:
+    """The checkpoint to continue from. resume=None (auto) continues only a run of the same config (fields in
+    NOT_THE_TRAJECTORY aside) found in cfg.checkpoint_dir, and clears one of another config; True takes the
+    newest checkpoint there is."""
+    folder = Path(cfg.checkpoint_dir or cfg.output_dir)
+    checkpoints = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    if resume is None and not cfg.checkpoint_dir:
+        return None  # no checkpoint folder of its own: resume only when asked
+    if resume is None:
+        stamp = folder / "run_config.json"
+        same = {k: v for k, v in asdict(cfg).items() if k not in NOT_THE_TRAJECTORY}
+        if stamp.exists() and json.loads(stamp.read_text()) != json.loads(json.dumps(same, default=str)):
+            shutil.rmtree(folder)  # another run's checkpoints: never resumed into this one
+            checkpoints = []
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(json.dumps(same, default=str))
+        resume = True
+    return checkpoints[-1] if resume and checkpoints else None
+
+
+def finish_checkpoints(cfg) -> None:
+    """The run is done: its checkpoints under checkpoint_dir have served their purpose."""
+    if cfg.checkpoint_dir:
+        shutil.rmtree(cfg.checkpoint_dir, ignore_errors=True)
+
+
+def train(cfg: SFTRunConfig, dataset, resume: bool | None = None, callbacks=(), eval_dataset=None) -> dict:
     """Train, save the adapter (final_model/adapter) and a merged 16-bit model (final_model/merged_16bit).
-    With `eval_dataset`, the val loss is logged every `eval_steps` and reported (first, last, best)."""
+    With `eval_dataset`, the val loss is logged every `eval_steps` and reported (first, last, best). A crashed
+    run (same config) resumes from its last checkpoint (`resume_point`)."""
     torch.manual_seed(cfg.seed)
     model, processor = load_for_training(cfg)
     trainer = make_trainer(cfg, model, processor, dataset, callbacks=[*dvclive_callbacks(cfg.dvclive_dir), *callbacks],
                            eval_dataset=eval_dataset)
     start = time.perf_counter()
-    checkpoints = sorted(Path(cfg.output_dir).glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
-    resume_step = int(checkpoints[-1].name.rsplit("-", 1)[1]) if resume and checkpoints else 0
-    result = trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if resume_step else None)
+    checkpoint = resume_point(cfg, resume)
+    resume_step = int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else 0
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - start
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     if eval_dataset is not None and len(eval_dataset):
@@ -173,14 +206,15 @@ def train(cfg: SFTRunConfig, dataset, resume: bool = False, callbacks=(), eval_d
     final = Path(cfg.output_dir) / "final_model"
     trainer.model.save_pretrained(final / "adapter")
     processor.save_pretrained(final / "adapter")
+    trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     if cfg.merge:
         merge_and_save(trainer.model, processor, final / "merged_16bit")
+    finish_checkpoints(cfg)
     summary = {"steps": trainer.state.global_step, "train_seconds": round(seconds, 2),
                "seconds_per_step": round(seconds / max(1, trainer.state.global_step), 4),
                "first_loss": losses[0] if losses else None, "final_loss": losses[-1] if losses else None,
                "train_loss": result.training_loss, "peak_memory_mb": round(peak_memory_mb(), 1),
-               "trainable_params": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
-               "examples": len(dataset), "resumed_from_step": resume_step, "config": cfg.to_json(),
+               "trainable_params": trainable, "examples": len(dataset), "resumed_from_step": resume_step, "config": cfg.to_json(),
                "val_examples": len(eval_dataset) if eval_dataset is not None else 0,
                "first_val_loss": val[0] if val else None, "final_val_loss": val[-1] if val else None,
                "best_val_loss": min(val) if val else None}
@@ -189,12 +223,11 @@ def train(cfg: SFTRunConfig, dataset, resume: bool = False, callbacks=(), eval_d
 
 
 def merge_and_save(peft_model, processor, path: str | Path, dtype=torch.bfloat16) -> Path:
-    """Fold the LoRA weights in and save a plain 16-bit model the next stage loads like any other."""
-    import copy
-
+    """Fold the LoRA weights in and save a plain 16-bit model the next stage loads like any other. In place:
+    no second copy of the weights (the adapter is saved first; the PEFT model is spent afterwards)."""
     from chimera.vlm.models import save_model_folder
 
-    merged = copy.deepcopy(peft_model).merge_and_unload()
+    merged = peft_model.merge_and_unload()
     merged = merged.to(dtype)
     processor.tokenizer.padding_side = "left"  # the merged model is for generation
     return save_model_folder(merged, processor, path)

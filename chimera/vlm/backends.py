@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from chimera.io import open_image
 from chimera.prompts import PROMPT_HASH, SYSTEM_PROMPT, USER_PROMPT, chat_messages
 from chimera.schema import ParseResult, analysis_json_schema, json_object_closed, parse_model_output
 
@@ -44,6 +45,7 @@ class Prediction:
         return {"id": self.id, "model": model, "prompt_hash": PROMPT_HASH, "raw_text": self.raw_text,
                 "analysis": self.parse.analysis.model_dump(mode="json") if ok else None,
                 "json_found": bool(self.parse and self.parse.json_found),
+                "schema_valid": bool(self.parse and self.parse.schema_valid),  # as written, nothing repaired
                 "errors": ([self.error] if self.error else []) + (self.parse.errors if self.parse else []),
                 "warnings": self.parse.warnings if self.parse else [], "latency_s": round(self.latency_s, 4),
                 "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
@@ -57,22 +59,13 @@ class Backend(Protocol):
     def analyze(self, images: list[tuple[str, str | Path | bytes]]) -> list[Prediction]: ...
 
 
-def open_image(source: str | Path | bytes) -> Image.Image:
-    data = source if isinstance(source, bytes) else Path(source).read_bytes()
-    if not data:
-        raise ValueError("empty image file")
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image.convert("RGB")
-
-
 def _load_all(images) -> tuple[list[tuple[str, Image.Image]], list[Prediction]]:
     good, failed = [], []
     for image_id, source in images:
         try:
             good.append((image_id, open_image(source)))
-        except (OSError, ValueError, UnidentifiedImageError) as exc:
-            failed.append(Prediction(image_id, error=f"unreadable image: {type(exc).__name__}: {exc}"))
+        except ValueError as exc:  # open_image names the file and the problem
+            failed.append(Prediction(image_id, error=str(exc)))
     return good, failed
 
 
@@ -155,12 +148,16 @@ def _data_url(image: Image.Image) -> str:
 class OpenAICompatBackend:
     """A chat-completions endpoint (vLLM / SGLang serving Qwen3-VL)."""
 
+    RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}  # what the Anthropic and OpenAI SDKs retry
+
     def __init__(self, base_url: str, model: str, api_key: str = "EMPTY", concurrency: int = 8,
-                 guided_json: bool = True, max_tokens: int = 1024, timeout_s: float = 120.0, http_client=None):
+                 guided_json: bool = True, max_tokens: int = 1024, timeout_s: float = 120.0, http_client=None,
+                 max_retries: int = 4, backoff_s: float = 0.5, max_backoff_s: float = 30.0, sleep=time.sleep):
         import httpx
 
         self.name, self.model, self.concurrency = f"openai:{model}", model, concurrency
         self.guided_json, self.max_tokens = guided_json, max_tokens
+        self.max_retries, self.backoff_s, self.max_backoff_s, self.sleep = max_retries, backoff_s, max_backoff_s, sleep
         self.client = http_client or httpx.Client(timeout=timeout_s)
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.headers = {"Authorization": f"Bearer {api_key}"}
@@ -179,17 +176,41 @@ class OpenAICompatBackend:
         import httpx
 
         t0 = time.perf_counter()
+        body = self.request_body(image)
         try:
-            response = self.client.post(self.url, json=self.request_body(image), headers=self.headers)
+            response = self._post_with_retries(body)
             response.raise_for_status()
             payload = response.json()
             text = payload["choices"][0]["message"]["content"] or ""
-        except (httpx.HTTPError, KeyError, IndexError, ValueError) as exc:
-            return Prediction(image_id, error=f"server error: {type(exc).__name__}: {str(exc)[:200]}",
+        except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            return Prediction(image_id, error=f"server error: {type(exc).__name__}: {str(exc)[:500]}",
                               latency_s=time.perf_counter() - t0)
         usage = payload.get("usage") or {}
         return Prediction(image_id, text, parse_model_output(text), time.perf_counter() - t0,
                           usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))
+
+    def _post_with_retries(self, body: dict):
+        """POST, retrying timeouts, connection errors and 408/409/429/5xx with exponential backoff (jittered),
+        honouring the server's `retry-after` seconds. The last answer (or error) is returned (raised)."""
+        import random
+
+        import httpx
+
+        for attempt in range(self.max_retries + 1):
+            delay = min(self.max_backoff_s, self.backoff_s * 2 ** attempt) * (0.75 + 0.5 * random.random())
+            try:
+                response = self.client.post(self.url, json=body, headers=self.headers)
+            except (httpx.TimeoutException, httpx.TransportError):
+                if attempt == self.max_retries:
+                    raise
+            else:
+                if response.status_code not in self.RETRY_STATUS or attempt == self.max_retries:
+                    return response
+                after = response.headers.get("retry-after", "")
+                if after.replace(".", "", 1).isdigit():
+                    delay = min(self.max_backoff_s, float(after))
+            self.sleep(delay)
+        raise AssertionError("unreachable")
 
     def analyze(self, images, progress=None) -> list[Prediction]:
         loaded, failed = _load_all(images)
@@ -214,8 +235,6 @@ class ClaudeBackend:
         self.labeler, self.name = labeler, f"claude:{labeler.config.model}"
 
     def analyze(self, images, progress=None) -> list[Prediction]:
-        import anthropic
-
         out = []
         for image_id, source in images:
             t0 = time.perf_counter()
@@ -223,7 +242,7 @@ class ClaudeBackend:
                 data = source if isinstance(source, bytes) else Path(source).read_bytes()
                 open_image(data)
                 record = self.labeler.label_one(image_id, data)
-            except (OSError, ValueError, UnidentifiedImageError, anthropic.APIError) as exc:
+            except Exception as exc:  # noqa: BLE001 - one bad frame or answer fails that frame, the batch goes on
                 out.append(Prediction(image_id, error=f"{type(exc).__name__}: {exc}"))
                 continue
             import json
