@@ -24,7 +24,7 @@ DEFAULT_REGIONS = {"money": (0.0, 0.87, 0.20, 1.0), "vitals": (0.24, 0.87, 0.56,
 DEFAULT_VITALS_ORDER = ("player_armor", "player_health")
 REAL_CS2_REGIONS = {"money": (0.0, 0.87, 0.20, 1.0), "vitals": (0.27, 0.88, 0.40, 1.0)}
 # HUD numbers the schema has no field for (so the report cannot score them; bench/bench_ocr.py does)
-EXTRA_REGIONS = {"ammo": (0.76, 0.905, 0.97, 1.0), "timer": (0.46, 0.0, 0.54, 0.05), "score": (0.47, 0.045, 0.53, 0.095)}
+EXTRA_REGIONS = {"ammo": (0.76, 0.905, 0.97, 1.0), "timer": (0.44, 0.0, 0.56, 0.06), "score": (0.47, 0.045, 0.53, 0.095)}
 MIN_CROP_HEIGHT = 64  # PP-OCR's recogniser wants text a few dozen pixels tall: small crops are upscaled
 
 
@@ -95,8 +95,8 @@ def read_hud_extras(image: Image.Image, regions: dict | None = None) -> dict[str
     ammo = _numbers(read_text(crop(image, regions["ammo"])))
     if ammo:
         out["ammo_clip"] = ammo[0][0]
-    timer = " ".join(t for t, _, _ in read_text(crop(image, regions["timer"])))
-    match = re.search(r"(\d{1,2})[:.](\d{2})", timer)
+    timer = "".join(t for t, _, _ in read_text(crop(image, regions["timer"])))  # "1:" + "02" read apart
+    match = re.search(r"(\d{1,2})\s*[:.\uff1a]\s*(\d{2})", timer)  # \uff1a: a full-width colon
     if match:
         out["round_time_s"] = int(match.group(1)) * 60 + int(match.group(2))
     lines = [line for line in read_text(crop(image, regions["score"])) if "$" not in line[0]]
