@@ -14,6 +14,16 @@ app = typer.Typer(help="Chimera: a CS2 copilot and the research pipeline that te
                   no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
 
 
+@app.callback()
+def _configure() -> None:
+    """Every command opens images under the pixel limit of params.yaml (screens.max_image_pixels)."""
+    from chimera.io import set_max_image_pixels
+
+    limit = _params().get("screens", {}).get("max_image_pixels")
+    if limit:
+        set_max_image_pixels(limit)
+
+
 _INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -101,8 +111,13 @@ def collect(
     from chimera.screens.video import VideoError, download_video, extract_frames
 
     try:
+        if "://" not in url and not Path(url).exists():
+            _fail(f"{url}: no such video file (and not a URL)")
         path = Path(url) if Path(url).exists() else download_video(url, VIDEO_CACHE, max_height)
-        frames, dropped = extract_frames(path, interval, dedupe_threshold)
+        errors: list[str] = []
+        frames, dropped = extract_frames(path, interval, dedupe_threshold, errors)
+        for error in errors:
+            typer.secho(inert(error), fg="yellow", err=True)
     except VideoError as exc:
         _fail(str(exc))
     for t, image in frames:
@@ -144,9 +159,11 @@ def label(
         _fail(str(exc))
     labeler = ClaudeLabeler(ClaudeConfig(model=model, max_concurrency=concurrency), CLAUDE_CACHE)
     items = [(sha256_bytes(p.read_bytes()), p.read_bytes()) for p in paths]
+    path_of = {image_id: path for (image_id, _), path in zip(items, paths)}
     run = labeler.label_batch(items) if batch else labeler.label_many(items)
     for failure in run.failures:
-        typer.secho(f"failed {failure['id'][:12]}: {inert(failure['error'])}", fg="red", err=True)
+        typer.secho(f"{inert(path_of.get(failure['id'], failure['id']))}: failed: {inert(failure['error'])}",
+                    fg="red", err=True)
     if single:
         if run.records:
             typer.echo(_json(run.records[0]["analysis"]))

@@ -26,15 +26,22 @@ CHECKPOINT_CACHE = CACHE / "checkpoints"   # an unfinished training run's checkp
 
 
 # Above this many pixels an image is refused before it is decoded (a decompression bomb: a small PNG that
-# inflates to gigabytes). 8K UHD is 33 MP; every real screenshot is far below.
+# inflates to gigabytes). 8K UHD is 33 MP; every real screenshot is far below. params.yaml
+# `screens.max_image_pixels` sets it for the stages and the CLI (set_max_image_pixels); tests hold them equal.
 MAX_IMAGE_PIXELS = 50_000_000
 
 
-def open_image(source: str | Path | bytes, max_pixels: int = MAX_IMAGE_PIXELS):
+def set_max_image_pixels(limit: int) -> None:
+    global MAX_IMAGE_PIXELS
+    MAX_IMAGE_PIXELS = int(limit)
+
+
+def open_image(source: str | Path | bytes, max_pixels: int | None = None):
     """Decode an image to RGB, or raise ValueError naming the file and the problem (empty, not an image,
     truncated, a directory, too many pixels). The size is read from the header and checked before decoding."""
     from PIL import Image, UnidentifiedImageError
 
+    max_pixels = max_pixels or MAX_IMAGE_PIXELS
     name = "image bytes" if isinstance(source, bytes) else str(source)
     try:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
@@ -52,6 +59,21 @@ def open_image(source: str | Path | bytes, max_pixels: int = MAX_IMAGE_PIXELS):
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         raise ValueError(f"{name}: unreadable image: {reason}") from exc
+
+
+def readable_images(items, path_of=lambda item: item, log=None) -> list[tuple[object, object]]:
+    """(item, decoded RGB image) for every item whose image opens; each one that does not is reported (its
+    file and the reason, docs/errors.md) and left out, so one bad file never stops a batch."""
+    import logging
+
+    log = log or logging.getLogger("chimera.images")
+    out = []
+    for item in items:
+        try:
+            out.append((item, open_image(path_of(item))))
+        except ValueError as exc:
+            log.warning("skipped: %s", exc)
+    return out
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -40,7 +40,7 @@ if clip["seconds"] > 0:
 rows, dropped = [], 0
 for path, origin in tqdm(videos, desc="videos", unit="video"):
     try:
-        frames, n_dropped = extract_frames(path, p["interval_s"], p["dedupe_threshold"])
+        frames, n_dropped = extract_frames(path, p["interval_s"], p["dedupe_threshold"], errors)
     except VideoError as exc:
         logger.warning("%s", exc)
         errors.append(str(exc))

@@ -2,10 +2,12 @@
 
 from _common import log, params
 
-from chimera.io import CHECKPOINT_CACHE, read_parquet, write_json
+from chimera.io import CHECKPOINT_CACHE, read_parquet, set_max_image_pixels, write_json
 from chimera.records import load_records
 from chimera.training.grpo import GRPORunConfig, grpo_dataset, train_grpo
 from chimera.training.settings import lora_settings, model_settings
+
+set_max_image_pixels(params("screens")["max_image_pixels"])  # docs/errors.md: bombs refused
 
 p, seed = params("grpo"), params()["seed"]
 splits = read_parquet("data/labeled/splits.parquet")

@@ -11,10 +11,12 @@ import sys
 import torch
 from tqdm import tqdm
 
-from chimera.io import PREDICTIONS_CACHE, read_parquet, write_json
+from chimera.io import PREDICTIONS_CACHE, read_parquet, set_max_image_pixels, write_json
 from chimera.vlm.backends import LocalBackend
 from chimera.vlm.inference import model_fingerprint, run_inference
 from chimera.vlm.models import ModelConfig, load_model
+
+set_max_image_pixels(params("screens")["max_image_pixels"])  # docs/errors.md: bombs refused
 
 name = sys.argv[1]
 p, mp = params("infer"), params("model")

@@ -12,11 +12,13 @@ from pathlib import Path
 import joblib
 from tqdm import tqdm
 
-from chimera.io import CLAUDE_CACHE, write_json
+from chimera.io import CLAUDE_CACHE, set_max_image_pixels, write_json
 from chimera.labeling.claude import ClaudeConfig, ClaudeLabeler, MissingKeyError, api_key
 from chimera.labeling.truth import truth_label
 from chimera.records import write_records
 from chimera.screens.frames import load_manifests
+
+set_max_image_pixels(params("screens")["max_image_pixels"])  # docs/errors.md: bombs refused
 
 p = params("label")
 logger = log("label")
@@ -40,7 +42,10 @@ if len(rest) and p["backend"] in ("auto", "claude"):
             run = labeler.label_batch(items) if p["claude_mode"] == "batch" else labeler.label_many(items, bar.update)
         source = dict(zip(rest.id, rest.source))
         records += [{**r, "source": source.get(r["id"])} for r in run.records]
-        unlabeled += [{"id": f["id"], "reason": f["error"]} for f in run.failures]
+        path_of = dict(zip(rest.id, rest.path))
+        unlabeled += [{"id": f["id"], "path": path_of.get(f["id"]), "reason": f["error"]} for f in run.failures]
+        for f in run.failures:  # docs/errors.md: one line per bad item, naming its file
+            logger.warning("%s: not labelled: %s", path_of.get(f["id"]), f["error"])
         metrics["claude"] = run.totals()
         print(f"Claude: {len(run.records)} labels, {run.cached} from cache, ${metrics['claude']['cost_usd']:.4f} spent")
     except MissingKeyError as exc:

@@ -12,7 +12,10 @@ from chimera.io import atomic_write_text, read_json, write_json
 rows = [*BASELINES, *params("infer")["models"]]
 summaries = {m: read_json(f"metrics/eval/{m}.json") for m in rows}
 frames = {m: pd.read_csv(f"plots/eval/{m}/frames.csv").set_index("id") for m in rows}
-training = {m: read_json(f"metrics/train/{m}.json") for m in rows if m in params("sft")["runs"] or m == "E_grpo"}
+# losses only: timings and memory vary run to run and would make every `dvc metrics diff` show noise
+LOSSES = ("steps", "first_loss", "final_loss", "first_val_loss", "final_val_loss", "best_val_loss")
+training = {m: {k: v for k, v in read_json(f"metrics/train/{m}.json").items() if k in LOSSES}
+            for m in rows if m in params("sft")["runs"] or m == "E_grpo"}
 report = build_report(summaries, frames, params("report")["comparisons"], training, params()["seed"], BASELINES)
 write_json("metrics/report.json", report)
 atomic_write_text("metrics/report.md", markdown(report))

@@ -11,10 +11,12 @@ from _common import log, params
 import json
 import sys
 
-from chimera.io import CHECKPOINT_CACHE, read_parquet, write_json
+from chimera.io import CHECKPOINT_CACHE, read_parquet, set_max_image_pixels, write_json
 from chimera.records import load_records
 from chimera.training.settings import lora_settings, model_settings
 from chimera.training.sft import SFTRunConfig, dry_run, screen_dataset, train
+
+set_max_image_pixels(params("screens")["max_image_pixels"])  # docs/errors.md: bombs refused
 
 name = sys.argv[1]
 p, seed = params("sft"), params()["seed"]

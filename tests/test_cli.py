@@ -15,6 +15,22 @@ def test_library_fallbacks_equal_params_yaml():
     assert DEFAULT_MAX_NEW_TOKENS == PARAMS["infer"]["max_new_tokens"]
     assert DEFAULT_BATCH_SIZE == PARAMS["infer"]["batch_size"]
     assert OcrConfig.min_confidence == PARAMS["ocr"]["min_confidence"]
+    import chimera.io
+
+    assert chimera.io.MAX_IMAGE_PIXELS == PARAMS["screens"]["max_image_pixels"]
+
+
+def test_the_pixel_limit_from_params_refuses_images_before_decoding(tmp_path, monkeypatch):
+    import pytest
+    from PIL import Image
+
+    import chimera.io
+
+    Image.new("RGB", (200, 200)).save(tmp_path / "big.png")
+    monkeypatch.setattr(chimera.io, "MAX_IMAGE_PIXELS", chimera.io.MAX_IMAGE_PIXELS)  # restored after the test
+    chimera.io.set_max_image_pixels(10_000)  # what a stage does with params.yaml screens.max_image_pixels
+    with pytest.raises(ValueError, match="big.png: unreadable image: 200x200 pixels is above the limit of 10,000"):
+        chimera.io.open_image(tmp_path / "big.png")
     assert DEFAULT_TOLERANCES == PARAMS["evaluate"]["tolerances"]
     assert {k: list(v) for k, v in DEFAULT_REGIONS.items()} == PARAMS["ocr"]["regions"]
     assert list(DEFAULT_VITALS_ORDER) == PARAMS["ocr"]["vitals_order"]

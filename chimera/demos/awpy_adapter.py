@@ -31,7 +31,7 @@ def _dataset(demo, name: str, path: Path, **kwargs):
         value = getattr(demo, name)
         return (value(**kwargs) if callable(value) else value).to_pandas()
     except awpy.InvalidDemoError as exc:
-        raise DemoError(f"{path}: awpy cannot parse {name}: {str(exc)[:200]}") from None
+        raise DemoError(f"{path}: awpy cannot parse {name}: {exc}") from None
 
 
 def load_dem(path: str | Path, sample_every_ticks: int = 8) -> MatchTables:
@@ -44,8 +44,8 @@ def load_dem(path: str | Path, sample_every_ticks: int = 8) -> MatchTables:
         demo = awpy.Demo(path)
         header = demo.header
     except (awpy.InvalidDemoError, ValueError, OSError) as exc:
-        raise DemoError(f"{path}: not a readable CS2 demo ({str(exc)[:200]})") from None
-    match_id, map_name = path.stem, header.get("map_name", "unknown")
+        raise DemoError(f"{path}: not a readable CS2 demo ({exc})") from None
+    match_id, map_name = path.stem, header.get("map_name") or "unknown"
 
     rounds = _dataset(demo, "rounds", path)
     round_rows = []

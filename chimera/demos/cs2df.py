@@ -45,7 +45,18 @@ def _read(zf: zipfile.ZipFile, name: str, path: Path):
 
 
 def load_cs2df(path: str | Path) -> MatchTables:
+    """One match; anything malformed inside the archive (a missing key, arrays of unequal length, a wrong type)
+    is one DemoError naming the file."""
     path = Path(path)
+    try:
+        return _load_cs2df(path)
+    except DemoError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        raise DemoError(f"{path}: malformed cs2-demo-format data ({type(exc).__name__}: {exc})") from None
+
+
+def _load_cs2df(path: Path) -> MatchTables:
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
@@ -63,7 +74,7 @@ def load_cs2df(path: str | Path) -> MatchTables:
         replay = _read(zf, "replay.json", path)
 
     match_id = path.stem
-    map_name = match["mapName"]
+    map_name = match.get("mapName") or "unknown"  # never a blank name
     team_of = [p["teamKey"] for p in players]
     side_of = {}  # (round, teamKey) -> CT/T
     round_rows = []

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from chimera.io import atomic_write_bytes, read_parquet, sha256_bytes, write_parquet
+from chimera.io import atomic_write_bytes, read_parquet, readable_images, sha256_bytes, write_parquet
 from chimera.screens.hud import png_bytes
 
 MANIFEST_COLUMNS = ["id", "path", "source", "origin", "timestamp", "width", "height", "truth", "meta"]
@@ -65,13 +65,13 @@ def contact_sheet(paths: list[str], out: str | Path, columns: int = 4, thumb_wid
     rows = max(1, -(-len(paths) // columns))
     sheet = Image.new("RGB", (columns * thumb_width, rows * (thumb_h + 22)), (18, 18, 18))
     draw = ImageDraw.Draw(sheet)
-    for i, p in enumerate(paths):
-        img = Image.open(p).convert("RGB")
+    readable = readable_images(list(enumerate(paths)), path_of=lambda item: item[1])  # bad frames: reported, left out
+    for i, ((j, _), img) in enumerate(readable):
         img.thumbnail((thumb_width, thumb_h))
         x, y = (i % columns) * thumb_width, (i // columns) * (thumb_h + 22)
         sheet.paste(img, (x + (thumb_width - img.width) // 2, y + (thumb_h - img.height) // 2))
         if labels:
-            draw.text((x + 6, y + thumb_h + 4), labels[i][:70], fill=(230, 230, 230))
+            draw.text((x + 6, y + thumb_h + 4), labels[j][:70], fill=(230, 230, 230))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.tmp.png")

@@ -36,7 +36,7 @@ def download_video(url: str, folder: Path, max_height: int = 1080, timeout_s: fl
             info = ydl.extract_info(url, download=True)
             path = Path(ydl.prepare_filename(info))
     except yt_dlp.utils.YoutubeDLError as exc:
-        raise VideoError(f"{url}: download failed: {str(exc).replace('ERROR: ', '')[:300]}") from None
+        raise VideoError(f"{url}: download failed: {str(exc).replace('ERROR: ', '')}") from None
     if not path.exists():
         raise VideoError(f"{url}: yt-dlp reported success but {path} is missing")
     return path
@@ -86,16 +86,24 @@ def iter_frames(path: Path, interval_s: float) -> Iterator[tuple[float, Image.Im
             raise VideoError(f"{path}: decoding failed at {next_t:.1f}s ({exc})") from None
 
 
-def extract_frames(path: Path, interval_s: float, dedupe_threshold: int) -> tuple[list[tuple[float, Image.Image]], int]:
-    """Frames at the interval, dropping any within `dedupe_threshold` bits (dHash) of the last kept one."""
+def extract_frames(path: Path, interval_s: float, dedupe_threshold: int,
+                   errors: list[str] | None = None) -> tuple[list[tuple[float, Image.Image]], int]:
+    """Frames at the interval, dropping any within `dedupe_threshold` bits (dHash) of the last kept one.
+    A decode error midway keeps the frames already extracted (the error goes to `errors`); one before any
+    frame raises VideoError."""
     kept, dropped, last = [], 0, None
-    for t, image in iter_frames(path, interval_s):
-        h = dhash(image)
-        if last is not None and hamming(h, last) <= dedupe_threshold:
-            dropped += 1
-            continue
-        kept.append((t, image))
-        last = h
+    try:
+        for t, image in iter_frames(path, interval_s):
+            h = dhash(image)
+            if last is not None and hamming(h, last) <= dedupe_threshold:
+                dropped += 1
+                continue
+            kept.append((t, image))
+            last = h
+    except VideoError as exc:
+        if not kept or errors is None:
+            raise
+        errors.append(f"{exc} (kept the {len(kept)} frames before it)")
     return kept, dropped
 
 

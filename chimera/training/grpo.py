@@ -49,17 +49,20 @@ class GRPORunConfig:
 
 
 def grpo_dataset(examples: list[tuple[str, dict, float | None]]):
-    """(image path, label Analysis JSON, p_win) -> prompt/image/label/p_win rows."""
+    """(image path, label Analysis JSON, p_win) -> prompt/image/label/p_win rows; an unreadable image is
+    reported and left out."""
     from datasets import Dataset
-    from PIL import Image
 
+    from chimera.io import readable_images
+
+    rows = readable_images(examples, path_of=lambda e: e[0])
     return Dataset.from_dict({
         "prompt": [[{"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
                     {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": USER_PROMPT}]}]
-                   for _ in examples],
-        "image": [Image.open(path).convert("RGB") for path, _, _ in examples],
-        "label": [json.dumps(label) for _, label, _ in examples],
-        "p_win": [p for _, _, p in examples]})
+                   for _ in rows],
+        "image": [image for _, image in rows],
+        "label": [json.dumps(label) for (_, label, _), _ in rows],
+        "p_win": [p for (_, _, p), _ in rows]})
 
 
 def train_grpo(cfg: GRPORunConfig, dataset, callbacks=(), resume: bool | None = None) -> dict:

@@ -61,19 +61,21 @@ class SFTRunConfig:
 # --------------------------------------------------------------------------------------------------
 
 def screen_dataset(examples: list[tuple[str, dict]]):
-    """(image path, label Analysis JSON) -> prompt/completion/images; trl picks its vision collator."""
+    """(image path, label Analysis JSON) -> prompt/completion/images; trl picks its vision collator. An image
+    that cannot be read is reported and left out."""
     from datasets import Dataset
-    from PIL import Image
+
+    from chimera.io import readable_images
 
     rows = {"prompt": [], "completion": [], "images": []}
-    for path, analysis in examples:
+    for (path, analysis), image in readable_images(examples, path_of=lambda e: e[0]):
         rows["prompt"].append([
             {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
             {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": USER_PROMPT}]}])
         # the schema's field order (game_state first: read the HUD, then reason), never the stored key order
         rows["completion"].append([{"role": "assistant", "content": [
             {"type": "text", "text": to_json(Analysis.model_validate(analysis))}]}])
-        rows["images"].append([Image.open(path).convert("RGB")])
+        rows["images"].append([image])
     return Dataset.from_dict(rows)
 
 

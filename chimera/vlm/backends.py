@@ -183,7 +183,7 @@ class OpenAICompatBackend:
             payload = response.json()
             text = payload["choices"][0]["message"]["content"] or ""
         except (httpx.HTTPError, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-            return Prediction(image_id, error=f"server error: {type(exc).__name__}: {str(exc)[:500]}",
+            return Prediction(image_id, error=f"server error: {type(exc).__name__}: {exc}",
                               latency_s=time.perf_counter() - t0)
         usage = payload.get("usage") or {}
         return Prediction(image_id, text, parse_model_output(text), time.perf_counter() - t0,

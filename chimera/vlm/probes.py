@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from chimera.io import readable_images
 from chimera.prompts import PROBE_QUESTIONS
 from chimera.schema import canonical_weapon
-from chimera.vlm.backends import LocalBackend, open_image
+from chimera.vlm.backends import LocalBackend
 
 
 def normalise_answer(field: str, text: str):
@@ -36,8 +37,7 @@ def run_probes(model, processor, frames, labels, max_new_tokens: int = 16) -> di
              for r in labels.itertuples()}
     rows = []
     for field, question in PROBE_QUESTIONS.items():
-        for frame in frames.itertuples():
-            image = open_image(frame.path)
+        for frame, image in readable_images(list(frames.itertuples()), path_of=lambda f: f.path):
             text = backend.generate([probe_messages(image, question)])[0][0]
             answer = normalise_answer(field, text)
             expected = truth.get(frame.id, {}).get(field)
