@@ -65,6 +65,7 @@ def json_repair_parser(text: str) -> dict:
 def adversarial() -> dict[str, str]:
     answer = to_json(Analysis.model_validate(json.loads(to_json(_example()))))
     return {"5 MB of '{'": "{" * 5_000_000, "1 MB of '{' then an answer": "{" * 1_000_000 + " " + answer,
+            "5 MB of '{\"'": '{"' * 2_500_000,
             "5 MB string value": '{"game_state": {"map_name": "' + "x" * 5_000_000 + '"}}'}
 
 

@@ -365,12 +365,16 @@ class ParseResult:
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.S)
 _OBJECT_START = re.compile(r"\{\s*[\"'}]")  # a '{' that opens an object: skips runs of '{{{{' in junk
 _MAX_CANDIDATES = 50
+_MAX_REPAIR = 200_000  # characters: regex repairs and the Python-literal reading only below this, so junk stays cheap
 
 
-def _spans(text: str) -> list[str]:
-    """Where an answer may start: fenced blocks first, then each plausible '{' in the text."""
-    spans = [m.group(1) for m in _FENCE.finditer(text)]
-    return spans + [text[m.start():] for m in _OBJECT_START.finditer(text)][:_MAX_CANDIDATES]
+def _spans(text: str):
+    """Where an answer may start: fenced blocks first, then each plausible '{' in the text, lazily (one slice at
+    a time, at most _MAX_CANDIDATES): '{"' repeated a million times costs no more than one answer."""
+    from itertools import islice
+
+    yield from (m.group(1) for m in _FENCE.finditer(text))
+    yield from (text[m.start():] for m in islice(_OBJECT_START.finditer(text), _MAX_CANDIDATES))
 
 
 def _repair(span: str) -> tuple[str, list[str]]:
@@ -417,7 +421,8 @@ def _decode(span: str) -> tuple[dict | None, list[str]]:
     and `_drop_uncertain_field` the number or list at the cut."""
     from pydantic_core import from_json
 
-    for candidate, notes in ((span, []), _repair(span)):
+    attempts = [(span, [])] + ([_repair(span)] if len(span) <= _MAX_REPAIR else [])  # real answers are a few kB
+    for candidate, notes in attempts:
         try:
             obj = from_json(candidate, allow_partial=True)
         except ValueError:
@@ -441,7 +446,7 @@ def _python_literal(span: str) -> tuple[dict | None, list[str]]:
     import ast
 
     end = span.rfind("}")
-    if end < 0 or end > 200_000:
+    if end < 0 or end > _MAX_REPAIR:
         return None, []
     try:
         obj = ast.literal_eval(span[:end + 1])
