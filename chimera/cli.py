@@ -193,10 +193,35 @@ def _settings() -> dict:
     from chimera.evaluation.metrics import DEFAULT_TOLERANCES
     from chimera.vlm.backends import DEFAULT_BATCH_SIZE, DEFAULT_MAX_NEW_TOKENS
 
+    from chimera.vlm.backends import DEFAULT_CONSTRAINED
+
     p = _params()
     return {"tolerances": {**DEFAULT_TOLERANCES, **p.get("evaluate", {}).get("tolerances", {})},
             "max_new_tokens": p.get("infer", {}).get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS),
-            "batch_size": p.get("infer", {}).get("batch_size", DEFAULT_BATCH_SIZE)}
+            "batch_size": p.get("infer", {}).get("batch_size", DEFAULT_BATCH_SIZE),
+            "constrained": p.get("infer", {}).get("constrained", DEFAULT_CONSTRAINED)}
+
+
+def best_built_model() -> tuple[str, str]:
+    """(model folder, why): the model of the experiment with the best evaluated game_state value accuracy whose
+    folder exists; else the perceiving base before any evaluation; else a clear error saying what to run."""
+    p = _params()
+    candidates = []
+    for name, spec in (p.get("infer", {}).get("models") or {}).items():
+        metrics = Path("metrics/eval") / f"{name}.json"
+        if Path(spec["path"]).is_dir() and metrics.is_file():
+            accuracy = json.loads(metrics.read_text()).get("value_accuracy", {}).get("value")
+            if accuracy is not None:
+                candidates.append((accuracy, name, spec["path"]))
+    if candidates:
+        accuracy, name, path = max(candidates)
+        return path, (f"{name}: the best game_state value accuracy of the models the pipeline built "
+                      f"({100 * accuracy:.0f}% on the eval split, metrics/eval/{name}.json)")
+    base = p.get("perception", {}).get("out", "models/perception")
+    if Path(base).is_dir():
+        return base, f"{base}: the perception-pretrained base (no evaluation yet: run `make repro` to compare models)"
+    _fail("no model has been built yet: run `make repro` (the whole pipeline, offline) or "
+          "`dvc repro pretrain_perception` (the base alone), or pass --model a model folder or hub id")
 
 
 def _model_config(model: str, max_pixels: Optional[int] = None):
@@ -221,7 +246,7 @@ def _backend(backend: str, model: str, server_url: str, batch_size: int, max_new
             m, processor = load_model(_model_config(model))
         except ModelUnavailableError as exc:
             _fail(str(exc))
-        return LocalBackend(m, processor, model, batch_size, max_new_tokens)
+        return LocalBackend(m, processor, model, batch_size, max_new_tokens, constrained=_settings()["constrained"])
     if backend == "openai":
         from chimera.vlm.backends import OpenAICompatBackend
 
@@ -244,7 +269,7 @@ def infer(
     input: Path = typer.Option(..., "--input", help="Folder of screenshots, or a frame manifest (.parquet)"),
     output: Path = typer.Option(..., "--output", help="Folder for one prediction JSON per frame id"),
     backend: str = typer.Option("local", help="local (transformers) | openai (vLLM/SGLang server) | claude"),
-    model: str = typer.Option("models/tiny-qwen3vl", help="Model folder, hub id, served name or Claude id"),
+    model: str = typer.Option("models/perception", help="Model folder, hub id, served name or Claude id"),
     server_url: str = typer.Option("http://localhost:8000/v1", help="OpenAI-compatible base URL"),
     labeled_only: bool = typer.Option(False, "--labeled-only", help="Only frames with a label in data/labeled"),
     batch_size: Optional[int] = typer.Option(None, help="Frames per generate call [params.yaml infer.batch_size]"),
@@ -280,13 +305,19 @@ def infer(
 def analyze(
     image: Path = typer.Argument(..., help="A screenshot"),
     backend: str = typer.Option("local", help="local | openai | claude"),
-    model: str = typer.Option("models/tiny-qwen3vl"),
+    model: Optional[str] = typer.Option(None, help="A model folder or hub id; default: the best model the "
+                                                   "pipeline has built (by evaluated value accuracy)"),
     server_url: str = typer.Option("http://localhost:8000/v1"),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON object instead of a panel"),
 ) -> None:
     """Analyse one screenshot: game state, analysis and advice, as a readable panel or JSON."""
     if not image.exists():
         _fail(f"{image}: no such file")
+    if model is None:
+        if backend != "local":
+            _fail(f"--model is required with --backend {backend} (the served model's name or a Claude model id)")
+        model, why = best_built_model()
+        typer.secho(f"model: {why}", err=True)
     prediction = _backend(backend, model, server_url, 1, _settings()["max_new_tokens"]).analyze([(image.name, str(image))])[0]
     if prediction.error:
         _fail(f"{image}: {prediction.error}")
@@ -329,7 +360,7 @@ def print_analysis(console, a, title: str) -> None:
 @app.command()
 def probe(
     manifest: Path = typer.Option(Path("data/labeled/splits.parquet"), help="Frames to ask about (Parquet)"),
-    model: str = typer.Option("models/tiny-qwen3vl", help="Local model folder"),
+    model: str = typer.Option("models/perception", help="Local model folder"),
     out: Path = typer.Option(Path("metrics/probes.json"), help="Per-field answers and accuracy"),
     limit: int = typer.Option(40, help="At most this many frames"),
 ) -> None:

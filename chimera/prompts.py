@@ -30,6 +30,10 @@ Example output:
 
 USER_PROMPT = "Analyze this Counter-Strike 2 screenshot. Answer with the JSON object only."
 
+# Perception pretraining (chimera/training/perception.py): reading alone, analysis and advice left unassessed
+PERCEPTION_PROMPT = ("Read the HUD of this Counter-Strike 2 screenshot. Answer with the JSON object; leave analysis "
+                     "and advice unassessed.")
+
 # Single-question probes for zero-shot perception checks (issue: VLM probes). field -> question.
 PROBE_QUESTIONS: dict[str, str] = {
     "weapon_primary": "What primary weapon is the player holding or carrying? Answer with the weapon name only.",
@@ -54,9 +58,10 @@ PROMPT_HASH = prompt_hash()
 
 
 def chat_messages(image=None, answer: str | None = None) -> list[dict]:
-    """Conversational messages in the transformers/trl format; `image` may be a PIL image or None."""
-    user_content = ([{"type": "image", "image": image}] if image is not None else []) + [
-        {"type": "text", "text": USER_PROMPT}]
+    """Conversational messages in the transformers/trl format; `image` may be a PIL image, a list of them (a model's
+    view: chimera/vlm/views.py) or None."""
+    images = image if isinstance(image, list) else ([image] if image is not None else [])
+    user_content = [{"type": "image", "image": im} for im in images] + [{"type": "text", "text": USER_PROMPT}]
     messages = [{"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
                 {"role": "user", "content": user_content}]
     if answer is not None:

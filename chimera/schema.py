@@ -71,6 +71,7 @@ class Importance(str, Enum):
     medium = "medium"
     high = "high"
     critical = "critical"
+    unknown = "unknown"  # not assessed (the perceiving base reads the HUD and judges nothing)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -245,6 +246,15 @@ class Analysis(_Strict):
     advice: Advice
 
 
+def unassessed(game_state: GameState) -> Analysis:
+    """What the HUD shows and nothing more: analysis and advice left unassessed (empty texts, unknown enums).
+    The target of perception pretraining (chimera/training/perception.py): it reads, it does not judge."""
+    return Analysis(game_state=game_state,
+                    analysis=StrategicAnalysis(situation_summary="", economy_assessment="unknown",
+                                               round_importance="unknown"),
+                    advice=Advice(primary_action="", reasoning="", fallback="", callout=""))
+
+
 SECTIONS: dict[str, type[BaseModel]] = {"game_state": GameState, "analysis": StrategicAnalysis, "advice": Advice}
 GAME_STATE_FIELDS: tuple[str, ...] = tuple(GameState.model_fields)
 NUMERIC_FIELDS = tuple(f for f in GAME_STATE_FIELDS
@@ -268,6 +278,69 @@ def analysis_json_schema() -> dict[str, Any]:
         return node
 
     return inline(schema)
+
+
+# Constrained decoding bounds every string and list, so an answer always fits a known token budget. Free text
+# is printable ASCII without quote or backslash: one byte per character, no escapes, so bytes bound tokens.
+DECODING_LIMITS = {"text_chars": {"situation_summary": 240, "primary_action": 160, "reasoning": 160,
+                                  "fallback": 160, "callout": 60, "map_name": 32},
+                   "list_items": {"immediate_threats": 4, "opportunities": 4, "utility": 5},
+                   "list_item_chars": 80}
+_PLAIN_TEXT = r"^[ !#-\[\]-~]*$"
+
+
+def decoding_json_schema() -> dict[str, Any]:
+    """`analysis_json_schema()` as constrained decoding takes it: every field required (written, null allowed),
+    canonical weapon and grammar names as enums, strings and lists bounded, compact separators (to_json's)."""
+    schema = analysis_json_schema()
+    limits = DECODING_LIMITS
+
+    def bound(name: str, node: dict) -> dict:
+        if name in ("weapon_primary", "weapon_secondary"):
+            kinds = {"weapon_primary": lambda k: k != "pistol", "weapon_secondary": lambda k: k == "pistol"}[name]
+            return {"anyOf": [{"enum": [w for w, (kind, *_) in WEAPONS.items() if kinds(kind)]}, {"type": "null"}]}
+        if name == "utility":
+            return {"anyOf": [{"type": "array", "items": {"enum": list(UTILITY)}, "maxItems": limits["list_items"][name]},
+                              {"type": "null"}]}
+        if name in limits["list_items"]:
+            return {"type": "array", "maxItems": limits["list_items"][name],
+                    "items": {"type": "string", "maxLength": limits["list_item_chars"], "pattern": _PLAIN_TEXT}}
+        if name in limits["text_chars"]:
+            text = {"type": "string", "maxLength": limits["text_chars"][name], "pattern": _PLAIN_TEXT}
+            return {"anyOf": [text, {"type": "null"}]} if "anyOf" in node else text
+        return node
+
+    def walk(node: dict) -> dict:
+        if node.get("type") == "object":
+            props = {k: bound(k, walk(v)) for k, v in node["properties"].items()}
+            return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+        return {k: v for k, v in node.items() if k not in ("default", "title", "description")}
+
+    out = walk(schema)
+    out["x-guidance"] = {"whitespace_flexible": False, "item_separator": ",", "key_separator": ":"}
+    return out
+
+
+def decoding_token_bound() -> int:
+    """Most tokens a schema-constrained answer can take: the bytes of the longest answer the decoding schema allows
+    (a byte-level tokenizer never spends less than one byte per token), plus the end-of-text token."""
+    def longest(node: dict) -> str:
+        if "anyOf" in node:
+            return max((longest(n) for n in node["anyOf"]), key=len)
+        if "enum" in node:
+            return json.dumps(max(node["enum"], key=lambda v: len(json.dumps(v))))
+        kind = node.get("type")
+        if kind == "object":
+            return "{" + ",".join(f'"{k}":{longest(v)}' for k, v in node["properties"].items()) + "}"
+        if kind == "array":
+            return "[" + ",".join([longest(node["items"])] * node["maxItems"]) + "]"
+        if kind == "string":
+            return '"' + "x" * node["maxLength"] + '"'
+        if kind == "integer":
+            return str(-abs(int(node.get("maximum", 10**9))))
+        return "null"
+
+    return len(longest(decoding_json_schema()).encode()) + 1
 
 
 def field_docs() -> str:

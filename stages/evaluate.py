@@ -27,6 +27,11 @@ p_wins = {i: p_side_wins(winprob, GameState.model_validate(r["analysis"]["game_s
           for i, r in labels.items() if r["analysis"]["game_state"].get("player_side") in ("CT", "T")}
 summary, scores = evaluate(predictions, labels, p["tolerances"], info, p_wins, params()["seed"])
 summary["model"] = name
+free = Path(f"data/predictions/{name}/unconstrained")
+if free.is_dir():  # the same model decoded without the schema constraint (stages/infer.py)
+    free_summary, _ = evaluate(load_records(free), labels, p["tolerances"], info, p_wins, params()["seed"])
+    summary["unconstrained"] = {k: free_summary[k] for k in ("schema_compliance", "json_validity", "value_accuracy")
+                                if k in free_summary}
 summary["llm_judge"] = {"skipped": "offline by default: set evaluate.llm_judge: true with ANTHROPIC_API_KEY"}
 if p.get("llm_judge"):
     from chimera.evaluation.judge import judge_predictions

@@ -13,7 +13,7 @@ rows = read_parquet("data/processed/strategy/train.parquet").sample(frac=1.0, ra
 val = read_parquet("data/processed/strategy/val.parquet").sample(frac=1.0, random_state=seed).head(p["max_val_examples"])
 dataset = text_dataset(list(zip(rows.prompt, rows.completion)), STRATEGY_SYSTEM_PROMPT)
 val_dataset = text_dataset(list(zip(val.prompt, val.completion)), STRATEGY_SYSTEM_PROMPT)
-cfg = SFTRunConfig(base_model=model["tiny_path"] if model["name"] == "tiny" else model["name"],
+cfg = SFTRunConfig(base_model=params("perception")["out"],  # the perceiving base (a redirect to the hub model on the 8B path)
                    output_dir="models/pretrain_strategy", max_steps=p["max_steps"], learning_rate=p["learning_rate"],
                    per_device_train_batch_size=p["batch_size"], seed=seed, dvclive_dir="dvclive/pretrain_strategy",
                    eval_steps=p["eval_steps"], checkpoint_dir=str(CHECKPOINT_CACHE / "pretrain_strategy"),

@@ -17,6 +17,9 @@ LOSSES = ("steps", "first_loss", "final_loss", "first_val_loss", "final_val_loss
 training = {m: {k: v for k, v in read_json(f"metrics/train/{m}.json").items() if k in LOSSES}
             for m in rows if m in params("sft")["runs"] or m == "E_grpo"}
 report = build_report(summaries, frames, params("report")["comparisons"], training, params()["seed"], BASELINES)
+perception = read_json("metrics/perception.json")  # the base's reading, without its curve (dvclive has it)
+report["perception"] = {k: v for k, v in perception.items() if k not in ("curve", "render_seconds", "train_seconds")}
+report["perception"]["n_held_out"] = params("perception")["n_val"]
 write_json("metrics/report.json", report)
 atomic_write_text("metrics/report.md", markdown(report))
 comparison_plot(report, "plots/comparison.png")

@@ -15,6 +15,7 @@ from chimera.io import CHECKPOINT_CACHE, read_parquet, set_max_image_pixels, wri
 from chimera.records import load_records
 from chimera.training.settings import lora_settings, model_settings
 from chimera.training.sft import SFTRunConfig, dry_run, screen_dataset, train
+from chimera.vlm.views import load_view
 
 set_max_image_pixels(params("screens")["max_image_pixels"])  # docs/errors.md: bombs refused
 
@@ -24,8 +25,9 @@ run = p["runs"][name]
 splits = read_parquet("data/labeled/splits.parquet")
 labels = load_records("data/labeled/labels")
 shots = splits[splits.split == "train"].sample(frac=1.0, random_state=seed).head(run["shots"])
-dataset = screen_dataset([(r.path, labels[r.id]["analysis"]) for r in shots.itertuples()])
-val = screen_dataset([(r.path, labels[r.id]["analysis"]) for r in splits[splits.split == "val"].itertuples()])
+view = load_view(run["base"])  # the base's own view of a frame (HUD crops for the perceiving tiny base)
+dataset = screen_dataset([(r.path, labels[r.id]["analysis"]) for r in shots.itertuples()], view)
+val = screen_dataset([(r.path, labels[r.id]["analysis"]) for r in splits[splits.split == "val"].itertuples()], view)
 cfg = SFTRunConfig(base_model=run["base"], output_dir=f"models/{name}", max_steps=run.get("max_steps", p["max_steps"]),
                    learning_rate=p["learning_rate"], per_device_train_batch_size=p["batch_size"], seed=seed,
                    dvclive_dir=f"dvclive/{name}", eval_steps=p["eval_steps"], checkpoint_dir=str(CHECKPOINT_CACHE / name),

@@ -5,7 +5,7 @@ import yaml
 from chimera.cli import _model_config, _settings
 from chimera.evaluation.metrics import DEFAULT_TOLERANCES
 from chimera.evaluation.ocr import DEFAULT_REGIONS, DEFAULT_VITALS_ORDER, OcrConfig
-from chimera.vlm.backends import DEFAULT_BATCH_SIZE, DEFAULT_MAX_NEW_TOKENS
+from chimera.vlm.backends import DEFAULT_BATCH_SIZE, DEFAULT_CONSTRAINED, DEFAULT_MAX_NEW_TOKENS
 from conftest import ROOT
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -14,6 +14,7 @@ PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 def test_library_fallbacks_equal_params_yaml():
     assert DEFAULT_MAX_NEW_TOKENS == PARAMS["infer"]["max_new_tokens"]
     assert DEFAULT_BATCH_SIZE == PARAMS["infer"]["batch_size"]
+    assert DEFAULT_CONSTRAINED == PARAMS["infer"]["constrained"]
     assert OcrConfig.min_confidence == PARAMS["ocr"]["min_confidence"]
     import chimera.io
 
@@ -90,3 +91,30 @@ def test_parse_prints_model_supplied_keys_inert(tmp_path):
     result = CliRunner().invoke(app, ["parse", str(path)])
     assert result.exit_code == 0
     assert "\x1b]0;owned" not in result.output and "\\x1b]0;owned" in result.output
+
+
+def test_analyze_without_a_model_picks_the_best_built_one_and_says_why(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from chimera.cli import app, best_built_model
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
+    Image = __import__("PIL.Image", fromlist=["Image"])
+    Image.new("RGB", (64, 36)).save(tmp_path / "shot.png")
+    # before `make repro`: a clear message saying what to run, no random model
+    result = CliRunner().invoke(app, ["analyze", "shot.png"])
+    assert result.exit_code == 1 and "make repro" in result.output and "--model" in result.output
+    # the base alone: used, and named as such
+    (tmp_path / PARAMS["perception"]["out"]).mkdir(parents=True)
+    assert best_built_model() == (PARAMS["perception"]["out"], best_built_model()[1])
+    assert "perception-pretrained base" in best_built_model()[1]
+    # evaluated models: the best value accuracy whose folder exists wins
+    (tmp_path / "metrics/eval").mkdir(parents=True)
+    for name, accuracy in (("A_zeroshot", 0.6), ("B_sft100", 0.7), ("C_pretrain_sft100", 0.9)):
+        (tmp_path / "metrics/eval" / f"{name}.json").write_text(json.dumps({"value_accuracy": {"value": accuracy}}))
+    (tmp_path / PARAMS["infer"]["models"]["B_sft100"]["path"]).mkdir(parents=True)
+    path, why = best_built_model()  # C scored best but its folder is gone: B
+    assert path == PARAMS["infer"]["models"]["B_sft100"]["path"] and why.startswith("B_sft100") and "70%" in why

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from chimera.prompts import SYSTEM_PROMPT, USER_PROMPT
-from chimera.schema import analysis_json_schema, example_analysis, json_object_closed, to_json
+from chimera.schema import decoding_json_schema, example_analysis, json_object_closed, to_json
 from chimera.vlm.backends import LocalBackend, OpenAICompatBackend
 from chimera.vlm.inference import model_fingerprint, run_inference
 from chimera.vlm.models import ModelConfig, ModelUnavailableError, build_tiny_model, ensure_local, load_model
@@ -53,15 +53,15 @@ def test_tiny_model_is_deterministic_and_round_trips(tiny, tmp_path, loaded):
     processor.save_pretrained(tmp_path / "saved")
     reloaded = load_model(ModelConfig(name=str(tmp_path / "saved"), max_pixels=160 * 90 * 4))
     imgs = images(tmp_path)[:1]
-    a = LocalBackend(*loaded, max_new_tokens=12).analyze(imgs)[0].raw_text
-    b = LocalBackend(*reloaded, max_new_tokens=12).analyze(imgs)[0].raw_text
+    a = LocalBackend(*loaded, max_new_tokens=12, constrained=False).analyze(imgs)[0].raw_text
+    b = LocalBackend(*reloaded, max_new_tokens=12, constrained=False).analyze(imgs)[0].raw_text
     assert a == b and a
 
 
 def test_batched_and_one_by_one_greedy_outputs_match(loaded, tmp_path):
     frames = images(tmp_path)
-    batched = LocalBackend(*loaded, batch_size=3, max_new_tokens=16).analyze(frames)
-    single = LocalBackend(*loaded, batch_size=1, max_new_tokens=16).analyze(frames)
+    batched = LocalBackend(*loaded, batch_size=3, max_new_tokens=16, constrained=False).analyze(frames)
+    single = LocalBackend(*loaded, batch_size=1, max_new_tokens=16, constrained=False).analyze(frames)
     assert [p.id for p in batched] == ["id0", "id1", "id2"]  # input order kept despite sorting by size
     assert [p.raw_text for p in batched] == [p.raw_text for p in single]
     assert all(p.output_tokens > 0 for p in batched)
@@ -72,7 +72,7 @@ def test_corrupt_and_empty_images_fail_only_their_frame(loaded, tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     frames += [("empty", str(tmp_path / "empty.png")), ("corrupt", str(tmp_path / "corrupt.png"))]
-    out = LocalBackend(*loaded, max_new_tokens=8).analyze(frames)
+    out = LocalBackend(*loaded, max_new_tokens=8, constrained=False).analyze(frames)
     assert [p.id for p in out] == ["id0", "empty", "corrupt"]
     assert out[0].error is None and out[0].raw_text is not None
     assert out[1].error.endswith("empty.png: unreadable image: empty file")  # the file is named, not a hash
@@ -108,7 +108,7 @@ def test_a_decompression_bomb_is_refused_before_decoding(tmp_path):
 
 def test_resume_skips_finished_ids(loaded, tmp_path, tiny):
     frames = images(tmp_path)
-    backend = LocalBackend(*loaded, max_new_tokens=8)
+    backend = LocalBackend(*loaded, max_new_tokens=8, constrained=False)
     fingerprint = model_fingerprint(str(tiny))
     first = run_inference(backend, frames, tmp_path / "pred", fingerprint, tmp_path / "pred.parquet")
     assert (first["predicted"], first["skipped"]) == (3, 0)
@@ -128,7 +128,7 @@ def test_resume_key_covers_decoding_and_pixels_and_retries_failures(loaded, tmp_
     (tmp_path / "empty.png").write_bytes(b"")
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     frames += [("empty", str(tmp_path / "empty.png")), ("corrupt", str(tmp_path / "corrupt.png"))]
-    backend = LocalBackend(*loaded, max_new_tokens=8)
+    backend = LocalBackend(*loaded, max_new_tokens=8, constrained=False)
     kwargs = dict(cache_dir=tmp_path / "cache")
     first = run_inference(backend, frames, tmp_path / "out", "m@1", **kwargs)
     assert (first["predicted"], first["failed"]) == (3, 2)
@@ -138,9 +138,12 @@ def test_resume_key_covers_decoding_and_pixels_and_retries_failures(loaded, tmp_
     again = run_inference(backend, frames, tmp_path / "out", "m@1", **kwargs)
     assert (again["skipped"], again["predicted"]) == (1, 2)  # the good frame resumed, the failures retried
     assert sorted(p.name for p in (tmp_path / "out").glob("*.json")) == ["corrupt.json", "empty.json", "id0.json"]
-    longer = LocalBackend(*loaded, max_new_tokens=16)  # as `chimera infer --max-new-tokens 16`: no settings passed
+    longer = LocalBackend(*loaded, max_new_tokens=16, constrained=False)  # as `chimera infer --max-new-tokens 16`: no settings passed
     again_longer = run_inference(longer, frames, tmp_path / "out", "m@1", cache_dir=tmp_path / "cache")
     assert again_longer["skipped"] == 0 and again_longer["run_key"] != first["run_key"]
+    # constrained decoding and the model's view change answers, so they are in the key too
+    bound = LocalBackend(*loaded, max_new_tokens=8).settings
+    assert bound["constrained"] and not backend.settings["constrained"] and bound["view"] == backend.settings["view"]
 
 
 def test_claude_as_a_model_never_reads_the_labeling_cache(tmp_path):
@@ -186,7 +189,9 @@ def test_openai_compatible_backend_against_chat_completions(tmp_path):
     parts = body["messages"][1]["content"]
     assert parts[0]["type"] == "image_url" and parts[0]["image_url"]["url"].startswith("data:image/png;base64,")
     assert parts[1] == {"type": "text", "text": USER_PROMPT}
-    assert body["response_format"]["json_schema"]["schema"] == analysis_json_schema()
+    # vLLM's guided decoding gets the local backend's decoding schema (llguidance's formatting hint left out)
+    assert body["response_format"]["json_schema"]["schema"] == {
+        k: v for k, v in decoding_json_schema().items() if k != "x-guidance"}
     assert out[0].parse.ok and out[0].parse.analysis == example_analysis()
     assert (out[0].input_tokens, out[0].output_tokens) == (1200, 300)
     assert all(p.error is None for p in out) and len(seen) == 4 and len(slept) == 1  # the 500 was retried once

@@ -112,6 +112,8 @@ def rule_economy_vs_money(a: dict) -> bool | None:
 
 def rule_importance_vs_state(a: dict) -> bool | None:
     gs, imp = a["game_state"], a["analysis"]["round_importance"]
+    if imp == "unknown":  # not assessed: nothing to be consistent with
+        return None
     if gs.get("alive_teammates") == 0 and (gs.get("alive_enemies") or 0) >= 1:
         return imp in ("high", "critical")  # a clutch is never a low-stakes round
     if gs.get("bomb_status") == "planted":

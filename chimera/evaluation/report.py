@@ -58,6 +58,7 @@ def build_report(summaries: dict[str, dict], frames: dict[str, pd.DataFrame], co
             "fields": {f: summary["fields"][f]["value_accuracy"]["value"] for f in GAME_STATE_FIELDS},
             **{key: _mean_ci(table[key], seed) for key in FRAME_METRICS if key not in ("valid", "json_found")},
             "training": (training or {}).get(name),
+            "unconstrained": summary.get("unconstrained"),  # the same model decoded without the schema constraint
         }
         if CONSTANT in frames and name != CONSTANT:
             rows[name]["margin_over_constant"] = paired_delta(table[HEADLINE], frames[CONSTANT][HEADLINE], seed)
@@ -110,6 +111,30 @@ def verdict_line(report: dict) -> str:
     return f"Every model beats the constant predictor: {', '.join(above)}."
 
 
+# issue 15's targets for the perceiving base on held-out synthetic frames
+PERCEPTION_TARGETS = {"value_accuracy": 0.80, "schema_valid": 0.95,
+                      "fields": {"player_health": 0.90, "player_armor": 0.90, "player_money": 0.90}}
+
+
+def perception_lines(summary: dict | None) -> list[str]:
+    """The base's reading, from metrics/perception.json: held-out accuracy against its targets, met or not."""
+    if not summary:
+        return []
+    if summary.get("skipped"):
+        return ["", f"Perception pretraining skipped: {summary['skipped']}."]
+    held = summary["held_out"]
+    checks = [("value accuracy", held["value_accuracy"], PERCEPTION_TARGETS["value_accuracy"]),
+              ("schema-valid, unconstrained", held["schema_valid"], PERCEPTION_TARGETS["schema_valid"])]
+    checks += [(name, held["fields"].get(name), target) for name, target in PERCEPTION_TARGETS["fields"].items()]
+    lines = ["", f"The base (perception pretraining, {summary['steps']} steps on {summary['frames']} rendered frames, "
+             f"asked the research prompt on {summary.get('n_held_out') or 'its'} held-out frames; "
+             "`dvc plots show` draws the curve):", "", "| measure | reached | target | met |", "|---|---|---|---|"]
+    for name, value, target in checks:
+        met = "yes" if value is not None and value >= target else "no"
+        lines.append(f"| {name} | {_pct(value)} | {_pct(target)} | {met} |")
+    return lines
+
+
 def markdown(report: dict) -> str:
     """The verdict, then the table of baselines and models, numeric HUD fields, and paired differences."""
     lines = [verdict_line(report), "",
@@ -133,6 +158,16 @@ def markdown(report: dict) -> str:
               "| row | " + " | ".join(OCR_FIELDS) + " |", "|" + "---|" * (len(OCR_FIELDS) + 1)]
     for name, m in report["rows"].items():
         lines.append(f"| {name} | " + " | ".join(_pct(m["fields"][f]) for f in OCR_FIELDS) + " |")
+    lines += perception_lines(report.get("perception"))
+    free = {n: m["unconstrained"] for n, m in report["rows"].items() if m.get("unconstrained")}
+    if free:
+        lines += ["", "Constrained decoding (the rows above) against the same models decoding freely: a model's own JSON "
+                  "discipline.", "", "| model | schema-valid constrained | schema-valid unconstrained | "
+                  "value accuracy constrained | value accuracy unconstrained |", "|---|---|---|---|---|"]
+        for name, f in free.items():
+            m = report["rows"][name]
+            lines.append(f"| {name} | {_pct(m['schema_compliance'])} | {_pct(f['schema_compliance']['value'])} | "
+                         f"{_pct(m['value_accuracy']['value'])} | {_pct(f['value_accuracy']['value'])} |")
     if report["comparisons"]:
         keys = [k for k in FRAME_METRICS if k != "json_found"]
         lines += ["", "| comparison (paired, n frames) | " + " | ".join(FRAME_METRICS[k] for k in keys) + " |",

@@ -48,19 +48,21 @@ class GRPORunConfig:
     checkpoint_dir: str | None = None         # checkpoints here (outside DVC's output) until the run finishes
 
 
-def grpo_dataset(examples: list[tuple[str, dict, float | None]]):
-    """(image path, label Analysis JSON, p_win) -> prompt/image/label/p_win rows; an unreadable image is
-    reported and left out."""
+def grpo_dataset(examples: list[tuple[str, dict, float | None]], view=None):
+    """(image path, label Analysis JSON, p_win) -> prompt/images/label/p_win rows, each frame shown as the base
+    model's `view`; an unreadable image is reported and left out."""
     from datasets import Dataset
 
     from chimera.io import readable_images
+    from chimera.vlm.views import WHOLE_FRAME
 
+    view = view or WHOLE_FRAME
     rows = readable_images(examples, path_of=lambda e: e[0])
     return Dataset.from_dict({
         "prompt": [[{"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
-                    {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": USER_PROMPT}]}]
+                    {"role": "user", "content": [{"type": "image"}] * view.n_images + [{"type": "text", "text": USER_PROMPT}]}]
                    for _ in rows],
-        "image": [image for _, image in rows],
+        "images": [view.images(image) for _, image in rows],
         "label": [json.dumps(label) for (_, label, _), _ in rows],
         "p_win": [p for (_, _, p), _ in rows]})
 

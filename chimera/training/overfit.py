@@ -18,7 +18,8 @@ def overfit(examples: list[tuple[str, str, dict]], cfg: SFTRunConfig, max_new_to
     summary = train(cfg, screen_dataset([(path, label) for _, path, label in examples]))
     model, processor = load_model(ModelConfig(name=str(Path(cfg.output_dir) / "final_model" / "merged_16bit"),
                                               max_pixels=cfg.max_pixels))
-    predictions = LocalBackend(model, processor, "overfit", max_new_tokens=max_new_tokens).analyze(
+    # unconstrained: the check is whether the model itself reproduces its labels, format included
+    predictions = LocalBackend(model, processor, "overfit", max_new_tokens=max_new_tokens, constrained=False).analyze(
         [(i, path) for i, path, _ in examples])
     records = {p.id: p.record("overfit") for p in predictions}
     labels = {i: {"id": i, "analysis": label} for i, _, label in examples}

@@ -60,22 +60,25 @@ class SFTRunConfig:
 # Datasets (conversational prompt/completion, as trl expects)
 # --------------------------------------------------------------------------------------------------
 
-def screen_dataset(examples: list[tuple[str, dict]]):
-    """(image path, label Analysis JSON) -> prompt/completion/images; trl picks its vision collator. An image
-    that cannot be read is reported and left out."""
+def screen_dataset(examples: list[tuple[str, dict]], view=None):
+    """(image path, label Analysis JSON) -> prompt/completion/images, each frame shown as the base model's `view`
+    (chimera/vlm/views.py; default: the whole frame); trl picks its vision collator. An image that cannot be read
+    is reported and left out."""
     from datasets import Dataset
 
     from chimera.io import readable_images
+    from chimera.vlm.views import WHOLE_FRAME
 
+    view = view or WHOLE_FRAME
     rows = {"prompt": [], "completion": [], "images": []}
     for (path, analysis), image in readable_images(examples, path_of=lambda e: e[0]):
         rows["prompt"].append([
             {"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
-            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": USER_PROMPT}]}])
+            {"role": "user", "content": [{"type": "image"}] * view.n_images + [{"type": "text", "text": USER_PROMPT}]}])
         # the schema's field order (game_state first: read the HUD, then reason), never the stored key order
         rows["completion"].append([{"role": "assistant", "content": [
             {"type": "text", "text": to_json(Analysis.model_validate(analysis))}]}])
-        rows["images"].append([image])
+        rows["images"].append(view.images(image))
     return Dataset.from_dict(rows)
 
 
@@ -228,11 +231,16 @@ def merge_and_save(peft_model, processor, path: str | Path, dtype=torch.bfloat16
     """Fold the LoRA weights in and save a plain 16-bit model the next stage loads like any other. In place:
     no second copy of the weights (the adapter is saved first; the PEFT model is spent afterwards)."""
     from chimera.vlm.models import save_model_folder
+    from chimera.vlm.views import load_view, save_view
 
     merged = peft_model.merge_and_unload()
     merged = merged.to(dtype)
     processor.tokenizer.padding_side = "left"  # the merged model is for generation
-    return save_model_folder(merged, processor, path)
+    out = save_model_folder(merged, processor, path)
+    view = load_view(merged.name_or_path)  # a model shown HUD crops keeps being shown them
+    if view.frame_size:
+        save_view(view, out)
+    return out
 
 
 def dry_run(cfg: SFTRunConfig, dataset) -> dict:

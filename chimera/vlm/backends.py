@@ -23,10 +23,12 @@ from PIL import Image
 
 from chimera.io import open_image
 from chimera.prompts import PROMPT_HASH, SYSTEM_PROMPT, USER_PROMPT, chat_messages
-from chimera.schema import ParseResult, analysis_json_schema, json_object_closed, parse_model_output
+from chimera.schema import (ParseResult, decoding_json_schema, decoding_token_bound,
+                            json_object_closed, parse_model_output)
 
 DEFAULT_MAX_NEW_TOKENS = 320  # params.yaml infer.max_new_tokens (tests/test_cli.py keeps them equal)
 DEFAULT_BATCH_SIZE = 4        # params.yaml infer.batch_size
+DEFAULT_CONSTRAINED = True    # params.yaml infer.constrained: schema-constrained decoding (local backend)
 
 
 @dataclass
@@ -73,10 +75,16 @@ class LocalBackend:
     """Qwen3-VL through transformers on CPU or GPU."""
 
     def __init__(self, model, processor, name: str = "local", batch_size: int = DEFAULT_BATCH_SIZE,
-                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, do_sample: bool = False, temperature: float = 1.0):
+                 max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, do_sample: bool = False, temperature: float = 1.0,
+                 constrained: bool = DEFAULT_CONSTRAINED, view=None):
+        from chimera.vlm.views import load_view
+
         self.model, self.processor, self.name = model, processor, name
-        self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
-        self.do_sample, self.temperature = do_sample, temperature
+        self.view = view if view is not None else load_view(getattr(model, "name_or_path", None))
+        self.batch_size, self.do_sample, self.temperature = batch_size, do_sample, temperature
+        self.constrained = constrained
+        # a constrained answer always fits decoding_token_bound(): never cut it (chimera/vlm/constrained.py)
+        self.max_new_tokens = max(max_new_tokens, decoding_token_bound()) if constrained else max_new_tokens
 
     @property
     def settings(self) -> dict:
@@ -84,6 +92,7 @@ class LocalBackend:
         size = getattr(getattr(self.processor, "image_processor", None), "size", None) or {}
         return {"max_new_tokens": self.max_new_tokens, "batch_size": self.batch_size, "do_sample": self.do_sample,
                 "temperature": self.temperature if self.do_sample else None, "pixels": dict(size),
+                "constrained": self.constrained, "view": self.view.to_json(),
                 "dtype": str(getattr(self.model, "dtype", "")),
                 "quantization": getattr(getattr(self.model, "config", None), "quantization_config", None) is not None}
 
@@ -100,6 +109,12 @@ class LocalBackend:
 
         return StopAtJsonEnd()
 
+    def constraint(self, batch_size: int, prompt_len: int) -> dict:
+        """generate() keyword arguments that keep every row inside the decoding schema (llguidance)."""
+        from chimera.vlm.constrained import SchemaLogitsProcessor
+
+        return {"logits_processor": [SchemaLogitsProcessor(self.processor.tokenizer, batch_size, prompt_len)]}
+
     def generate(self, messages_batch: list[list[dict]]) -> list[tuple[str, int, int]]:
         """Raw generation for prepared chat messages: (text, input tokens, output tokens) per item."""
         import torch
@@ -113,6 +128,8 @@ class LocalBackend:
                       pad_token_id=self.processor.tokenizer.pad_token_id)
         if self.do_sample:
             kwargs["temperature"] = self.temperature
+        if self.constrained:
+            kwargs.update(self.constraint(len(messages_batch), prompt_len))
         with torch.inference_mode():
             out = self.model.generate(**inputs, **kwargs)
         new = out[:, prompt_len:]
@@ -130,7 +147,7 @@ class LocalBackend:
         for start in range(0, len(loaded), self.batch_size):
             chunk = loaded[start:start + self.batch_size]
             t0 = time.perf_counter()
-            outputs = self.generate([chat_messages(image) for _, image in chunk])
+            outputs = self.generate([chat_messages(self.view.images(image)) for _, image in chunk])
             per_item = (time.perf_counter() - t0) / len(chunk)
             for (image_id, _), (text, n_in, n_out) in zip(chunk, outputs):
                 results[image_id] = Prediction(image_id, text, parse_model_output(text), per_item, n_in, n_out)
@@ -167,9 +184,9 @@ class OpenAICompatBackend:
                 "messages": [{"role": "system", "content": SYSTEM_PROMPT},
                              {"role": "user", "content": [{"type": "image_url", "image_url": {"url": _data_url(image)}},
                                                           {"type": "text", "text": USER_PROMPT}]}]}
-        if self.guided_json:
-            body["response_format"] = {"type": "json_schema",
-                                       "json_schema": {"name": "analysis", "schema": analysis_json_schema()}}
+        if self.guided_json:  # vLLM's guided decoding takes the local backend's decoding schema (less llguidance's hint)
+            schema = {k: v for k, v in decoding_json_schema().items() if k != "x-guidance"}
+            body["response_format"] = {"type": "json_schema", "json_schema": {"name": "analysis", "schema": schema}}
         return body
 
     def _one(self, image_id: str, image: Image.Image) -> Prediction:

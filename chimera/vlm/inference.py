@@ -20,8 +20,13 @@ from chimera.records import write_records
 
 
 def model_fingerprint(path_or_name: str) -> str:
-    """Hash of the weights for a local model folder; the name itself for a hub id or remote model."""
+    """Hash of the weights for a local model folder; the name itself for a hub id or remote model; a redirect folder
+    (chimera.vlm.models.BASE_REDIRECT) is the model it names."""
+    from chimera.vlm.models import BASE_REDIRECT
+
     folder = Path(path_or_name)
+    if (folder / BASE_REDIRECT).is_file():
+        return model_fingerprint(json.loads((folder / BASE_REDIRECT).read_text())["name"])
     if not folder.is_dir():
         return path_or_name
     h = hashlib.sha256()

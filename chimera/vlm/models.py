@@ -193,8 +193,15 @@ def __getattr__(name):  # lazy: the class needs transformers, which is slow to i
     raise AttributeError(name)
 
 
+BASE_REDIRECT = "chimera_base.json"  # a folder standing for another model: {"name": hub id or folder, "why": ...}
+
+
 def ensure_local(name: str) -> str:
-    """A local folder, or a hub id already cached; otherwise a clear error instead of a hanging download."""
+    """A local folder, or a hub id already cached; otherwise a clear error instead of a hanging download. A folder
+    holding only a redirect (the skipped perception stage on the 8B path) stands for the model it names."""
+    redirect = Path(name) / BASE_REDIRECT
+    if redirect.is_file():
+        return ensure_local(json.loads(redirect.read_text())["name"])
     if Path(name).is_dir():
         return name
     if name == TINY:
@@ -235,7 +242,11 @@ def load_processor(path: str, min_pixels: int | None = None, max_pixels: int | N
         image_processor = Qwen2VLImageProcessor.from_pretrained(path)
         processor = _image_only_processor_class()(image_processor=image_processor, tokenizer=tokenizer,
                                                  chat_template=tokenizer.chat_template)
-    if min_pixels or max_pixels:
+    from chimera.vlm.views import VIEW_FILE, fit_processor, load_view
+
+    if (Path(path) / VIEW_FILE).is_file():  # the model's own view sizes its images
+        fit_processor(processor, load_view(path))
+    elif min_pixels or max_pixels:
         size = dict(processor.image_processor.size)
         if min_pixels:
             size["shortest_edge"] = min_pixels

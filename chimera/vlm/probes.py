@@ -25,20 +25,23 @@ def normalise_answer(field: str, text: str):
     return text
 
 
-def probe_messages(image, question: str) -> list[dict]:
-    return [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": question}]}]
+def probe_messages(images, question: str) -> list[dict]:
+    """One question about a frame shown as the model's view (a list of images), or as one image."""
+    images = images if isinstance(images, list) else [images]
+    return [{"role": "user", "content": [{"type": "image", "image": im} for im in images] + [
+        {"type": "text", "text": question}]}]
 
 
 def run_probes(model, processor, frames, labels, max_new_tokens: int = 16) -> dict:
     import json
 
-    backend = LocalBackend(model, processor, "probe", batch_size=4, max_new_tokens=max_new_tokens)
+    backend = LocalBackend(model, processor, "probe", batch_size=4, max_new_tokens=max_new_tokens, constrained=False)
     truth = {r.id: json.loads(json.dumps({k[3:]: getattr(r, k) for k in labels.columns if k.startswith("gs_")}))
              for r in labels.itertuples()}
     rows = []
     for field, question in PROBE_QUESTIONS.items():
         for frame, image in readable_images(list(frames.itertuples()), path_of=lambda f: f.path):
-            text = backend.generate([probe_messages(image, question)])[0][0]
+            text = backend.generate([probe_messages(backend.view.images(image), question)])[0][0]
             answer = normalise_answer(field, text)
             expected = truth.get(frame.id, {}).get(field)
             rows.append({"id": frame.id, "field": field, "raw": text, "answer": answer, "truth": expected,

@@ -1,0 +1,167 @@
+"""Exploration of perception pretraining (the prototype loop behind BENCHMARKS.md "Perception pretraining"): the
+tiny Qwen3-VL, the pipeline's renderer and the evaluation's scoring, with the levers as key=value arguments.
+
+    python bench/explore_perception.py n=2000 steps=1500 short=1 view=crops2 lr=5e-4 eval_every=500
+    python bench/explore_perception.py n=2000 steps=600 short=1 view=digits only=player_health lr=5e-4
+
+view: full | full640 | crops | crops2 (the pipeline's HUD_VIEW) | top | vitals | digits | solid | half;
+only=field,...: targets restricted to those fields; short=1: a short prompt instead of the research prompt;
+vd/vh/th/tl: vision depth/width, text width/layers; at the end the model is also asked the research prompt
+(FULLPROMPT line). The pipeline's trainer is chimera/training/perception.py; this script is kept so the
+recorded figures can be rerun.
+"""
+import json, random, sys, time, math, os
+from pathlib import Path
+import torch
+from PIL import Image
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from chimera.screens.hud import sample_state, sample_style, render_frame
+from chimera.schema import GameState, Analysis, parse_model_output
+from chimera.prompts import SYSTEM_PROMPT, USER_PROMPT
+from chimera.vlm import models as M
+from chimera.evaluation.metrics import score_frame, frame_value_accuracy, DEFAULT_TOLERANCES, LABELLED, field_hit
+
+A = dict(a.split("=") for a in sys.argv[1:])
+N = int(A.get("n", 600)); STEPS = int(A.get("steps", 300)); BS = int(A.get("bs", 8)); LR = float(A.get("lr", 2e-3))
+VIEW = A.get("view", "crops"); VD = int(A.get("vd", 2)); VH = int(A.get("vh", 64)); TH = int(A.get("th", 128)); TL = int(A.get("tl", 2))
+NEVAL = int(A.get("neval", 40)); SHORT = A.get("short", "0") == "1"; PATCH = int(A.get("patch", 16))
+torch.manual_seed(0); torch.set_num_threads(2)
+shots = Path(__file__).resolve().parent.parent / "data/raw/screenshots"
+bgs = ["t2_chimera_gameplay_rifle.png", "t2_chimera_awp_holding.png", "neg_nohud_annotations_ancient2.jpg", "neg_nohud_annotations_inferno1.jpg", "t1_flxzz_dust2_knife_clean_hud.png"]
+
+CROPS = {"vitals": ((0.0, 0.86, 0.5, 1.0), (512, 96)), "top": ((0.25, 0.0, 0.75, 0.12), (384, 64)),
+         "inventory": ((0.70, 0.45, 1.0, 1.0), (320, 320))}
+def views(img):
+    if VIEW == "full":
+        return [img.resize((448, 256))]
+    if VIEW == "full640":
+        return [img.resize((640, 352))]
+    if VIEW == "vitals":
+        W, H = img.size; return [img.crop((0, int(0.88 * H), int(0.48 * W), int(0.98 * H))).resize((int(A.get("vw", 1024)), int(A.get("vhh", 128))))]
+    if VIEW == "top":
+        W, H = img.size; return [img.crop((int(0.25 * W), 0, int(0.75 * W), int(0.12 * H))).resize((384, 64))]
+    if VIEW == "crops2":
+        W, H = img.size
+        boxes = [((0.0, 0.88, 0.48, 0.98), (512, 64)), ((0.28, 0.0, 0.72, 0.085), (384, 64)), ((0.74, 0.45, 1.0, 0.95), (192, 224))]
+        return [img.resize((256, 160))] + [img.crop((int(x0 * W), int(y0 * H), int(x1 * W), int(y1 * H))).resize(sz) for (x0, y0, x1, y1), sz in boxes]
+    out = [img.resize((320, 192))]
+    for (x0, y0, x1, y1), size in CROPS.values():
+        W, H = img.size
+        out.append(img.crop((int(x0 * W), int(y0 * H), int(x1 * W), int(y1 * H))).resize(size))
+    return out
+
+def render(seed0, n):
+    rows = []
+    for i in range(n):
+        rng = random.Random(seed0 + i)
+        state, extras = sample_state(rng); style = sample_style(rng, bgs)
+        img, _ = render_frame(state, extras, style, shots)
+        if VIEW == "digits":
+            from PIL import ImageDraw, ImageFont
+            img = Image.new("RGB", (128, 32)); d = ImageDraw.Draw(img); state = state.model_copy(update={"player_health": rng.randint(0, 100)})
+            d.text((4 + rng.randint(0, 20), 2), str(state.player_health), font=ImageFont.truetype("DejaVuSans-Bold.ttf", 26), fill=(255, 255, 255))
+            rows.append(([img], state)); continue
+        if VIEW == "solid":
+            img = Image.new("RGB", (256, 128), (90, 140, 220) if state.player_side == "CT" else (220, 160, 60))
+            rows.append(([img], state)); continue
+        if VIEW == "half":
+            img = Image.new("RGB", (256, 128), (90, 140, 220)); img.paste((220, 160, 60), (0, 0, 128, 128) if state.player_side == "CT" else (128, 0, 256, 128))
+            rows.append(([img], state)); continue
+        rows.append((views(img), state))
+    return rows
+
+t0 = time.time()
+train = render(10_000_000, N); test = render(20_000_000, NEVAL)
+print(f"render {N+NEVAL}: {time.time()-t0:.1f}s", flush=True)
+
+from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen2VLImageProcessor
+tok = M.build_tokenizer(M.tokenizer_corpus(), 2000); tpl = M.qwen3vl_chat_template(); tok.chat_template = tpl
+ids = {k: tok.convert_tokens_to_ids(t) for k, t in (("image_token_id", "<|image_pad|>"), ("video_token_id", "<|video_pad|>"), ("vision_start_token_id", "<|vision_start|>"), ("vision_end_token_id", "<|vision_end|>"))}
+hd = 32
+text = dict(vocab_size=len(tok), hidden_size=TH, intermediate_size=2*TH, num_hidden_layers=TL, num_attention_heads=TH//hd, num_key_value_heads=max(1, TH//hd//2), head_dim=hd, max_position_embeddings=4096,
+            rope_scaling={"rope_type": "default", "mrope_section": [8, 4, 4], "mrope_interleaved": True}, rope_theta=5_000_000.0, tie_word_embeddings=False)
+vision = dict(depth=VD, hidden_size=VH, intermediate_size=2*VH, num_heads=max(1, VH//32), out_hidden_size=TH, patch_size=PATCH, spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=1024, deepstack_visual_indexes=[0])
+cfg = Qwen3VLConfig(text_config=text, vision_config=vision, tie_word_embeddings=False, **ids)
+cfg.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>"); cfg.pad_token_id = tok.pad_token_id
+model = Qwen3VLForConditionalGeneration(cfg)
+print("params", sum(p.numel() for p in model.parameters()) / 1e6, "M")
+ip = Qwen2VLImageProcessor(patch_size=PATCH, temporal_patch_size=2, merge_size=2, size={"shortest_edge": 8192, "longest_edge": 640 * 360}, image_mean=[0.5]*3, image_std=[0.5]*3)
+proc = M._image_only_processor_class()(image_processor=ip, tokenizer=tok, chat_template=tpl)
+SYS = "Read the HUD. Answer with the game_state JSON." if SHORT else SYSTEM_PROMPT
+
+def msgs(n_img):
+    return [{"role": "system", "content": [{"type": "text", "text": SYS}]},
+            {"role": "user", "content": [{"type": "image"}] * n_img + [{"type": "text", "text": USER_PROMPT}]}]
+
+ONLY = A.get("only")
+def target(state):
+    if ONLY:
+        d = state.model_dump(mode="json"); return json.dumps({"game_state": {k: d[k] for k in ONLY.split(",")}}, separators=(",", ":"))
+    return json.dumps({"game_state": state.model_dump(mode="json")}, separators=(",", ":"))
+
+def encode(imgs, state):
+    prompt = proc.apply_chat_template(msgs(len(imgs)), add_generation_prompt=True, tokenize=False)
+    enc = proc(text=[prompt], images=imgs, return_tensors="pt")
+    ans = tok(target(state) + "<|im_end|>", add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+    ids_ = torch.cat([enc["input_ids"][0], ans])
+    lab = torch.cat([torch.full_like(enc["input_ids"][0], -100), ans])
+    mm = torch.cat([enc["mm_token_type_ids"][0], torch.zeros_like(ans)])
+    return ids_, lab, enc["pixel_values"], enc["image_grid_thw"], mm
+
+t0 = time.time()
+enc = [encode(v, s) for v, s in train]
+print(f"encode: {time.time()-t0:.1f}s; seq len {enc[0][0].shape[0]}, answer {int((enc[0][1]!=-100).sum())}, pix {enc[0][2].shape}", flush=True)
+
+def collate(batch):
+    L = max(b[0].shape[0] for b in batch)
+    mm = torch.zeros((len(batch), L), dtype=torch.long)
+    ids_ = torch.full((len(batch), L), tok.pad_token_id); lab = torch.full((len(batch), L), -100); att = torch.zeros((len(batch), L), dtype=torch.long)
+    for i, b in enumerate(batch):
+        n = b[0].shape[0]; ids_[i, :n] = b[0]; lab[i, :n] = b[1]; att[i, :n] = 1; mm[i, :n] = b[4]
+    return dict(input_ids=ids_, labels=lab, attention_mask=att, pixel_values=torch.cat([b[2] for b in batch]), image_grid_thw=torch.cat([b[3] for b in batch]), mm_token_type_ids=mm)
+
+def evaluate(rows):
+    model.eval(); proc.tokenizer.padding_side = "left"
+    accs, valid, per = [], 0, {}
+    for j in range(0, len(rows), 8):
+        chunk = rows[j:j+8]
+        prompts = [proc.apply_chat_template(msgs(len(v)), add_generation_prompt=True, tokenize=False) for v, _ in chunk]
+        inp = proc(text=prompts, images=[im for v, _ in chunk for im in v], return_tensors="pt", padding=True)
+        with torch.inference_mode():
+            out = model.generate(**inp, max_new_tokens=200, do_sample=False, pad_token_id=tok.pad_token_id, eos_token_id=cfg.eos_token_id)
+        texts = tok.batch_decode(out[:, inp["input_ids"].shape[1]:], skip_special_tokens=True)
+        for t, (_, s) in zip(texts, chunk):
+            pr = parse_model_output(t)
+            gs = pr.game_state_fields()
+            ok = False
+            try: GameState.model_validate(json.loads(t)["game_state"]); ok = True
+            except Exception: pass
+            valid += ok
+            truth = {"analysis": {"game_state": s.model_dump(mode="json"), "analysis": {}, "advice": {}}}
+            fake = {"analysis": None, "raw_text": t}
+            sc = score_frame("x", fake, truth, DEFAULT_TOLERANCES)
+            accs.append(frame_value_accuracy(sc))
+            for n, o in sc.outcomes.items():
+                if o in LABELLED: per.setdefault(n, []).append(field_hit(sc, n))
+    model.train(); proc.tokenizer.padding_side = "right"
+    import numpy as np
+    return float(np.nanmean(accs)), valid / len(rows), {k: round(float(np.mean(v)), 2) for k, v in per.items()}, texts[0]
+
+opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
+sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s+1)/20) * 0.5 * (1 + math.cos(math.pi * min(s, STEPS) / STEPS)))
+model.train(); g = random.Random(0); t0 = time.time()
+for step in range(1, STEPS + 1):
+    batch = collate(g.sample(enc, BS))
+    loss = model(**batch).loss
+    loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); sched.step(); opt.zero_grad()
+    if step % 25 == 0:
+        print(f"step {step} loss {loss.item():.3f} {(time.time()-t0)/step:.2f}s/step", flush=True)
+    if step % int(A.get("eval_every", 10**9)) == 0 or step == STEPS:
+        te = time.time(); acc, val, per, ex = evaluate(test)
+        print(f"EVAL step {step}: acc {acc:.3f} valid {val:.2f} ({time.time()-te:.0f}s) {per}\n  {ex[:300]}", flush=True)
+print(f"total {time.time()-t0:.0f}s")
+SYS = SYSTEM_PROMPT
+acc, val, per, ex = evaluate(test)
+print(f"FULLPROMPT: acc {acc:.3f} valid {val:.2f} {per}\n  {ex[:300]}", flush=True)
+if "save" in A:
+    model.save_pretrained(A["save"]); proc.save_pretrained(A["save"])

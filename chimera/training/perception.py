@@ -1,0 +1,279 @@
+"""Perception pretraining: the tiny Qwen3-VL learns to read the HUD before the experiment starts.
+
+The real study starts from Qwen3-VL-8B, which already reads text in images; the embedded default's random tiny
+model does not. This stage is its stand-in for that pretraining: synthetic frames rendered with exact truth
+(seeds disjoint from the screenshot splits), targets that read the game_state and leave analysis and advice
+unassessed (`schema.unassessed`: judging is left to the experiment), every weight trained. A plain torch loop (nanoGPT-style) rather than trl: the whole model trains,
+each step encodes its batch from the stored view images, and held-out accuracy is measured on the way.
+
+Measured levers (BENCHMARKS.md, "Perception pretraining"): the learning rate (2e-3 collapses to the label
+prior; 5e-4 learns), HUD-region crops as extra images (a whole 448x252 frame leaves a digit a fraction of a
+patch), and the number of steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from chimera.prompts import PERCEPTION_PROMPT, SYSTEM_PROMPT, USER_PROMPT
+from chimera.schema import GAME_STATE_FIELDS, GameState, to_json, unassessed
+from chimera.vlm.views import View
+
+# The synthetic HUD's regions (chimera/screens/hud.py), sized so a glyph spans about a patch
+HUD_VIEW = View(frame_size=(256, 160), crops={
+    "vitals": ((0.0, 0.88, 0.48, 0.98), (512, 64)),        # money, armor, health
+    "top": ((0.28, 0.0, 0.72, 0.085), (384, 64)),          # portraits (side, alive counts), timer or bomb
+    "inventory": ((0.74, 0.45, 1.0, 0.95), (192, 224)),    # weapons, grenades, C4, kit
+})
+VIEWS = {"hud_crops": HUD_VIEW, "whole_frame": View(frame_size=(448, 256))}  # params.yaml perception.view
+
+
+@dataclass
+class PerceptionConfig:
+    base_model: str
+    output_dir: str
+    n_frames: int = 3000                # the training pool (rendered once per run)
+    n_val: int = 64                     # held-out frames for the learning curve (and as many training frames)
+    max_steps: int = 1500
+    batch_size: int = 8
+    learning_rate: float = 5e-4
+    warmup_steps: int = 50
+    eval_every: int = 250
+    research_prompt_every: int = 4      # every Nth step asks the research prompt (3x the tokens), the rest the short one
+    max_new_tokens: int = 200
+    seed: int = 0
+    view: dict = field(default_factory=HUD_VIEW.to_json)
+    backgrounds: list[str] = field(default_factory=list)
+    screenshots_dir: str | None = None
+    dvclive_dir: str | None = None
+    workers: int = 2                    # render processes
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def redirect_to_pretrained(model_name: str, out: str | Path) -> str | None:
+    """The 8B path: `model_name` (a hub id or a model folder) is a pretrained VLM that already reads, so the stage
+    trains nothing and `out` becomes a redirect to it (chimera.vlm.models.ensure_local follows it). Returns why,
+    or None for the tiny model, which must be trained."""
+    import shutil
+
+    from chimera.vlm.models import BASE_REDIRECT, TINY
+
+    if model_name == TINY:
+        return None
+    why = f"{model_name} is a pretrained VLM that already reads the HUD: perception pretraining is for the tiny model"
+    out = Path(out)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    (out / BASE_REDIRECT).write_text(json.dumps({"name": model_name, "why": why}, indent=2) + "\n")
+    return why
+
+
+def perception_target(state: GameState) -> str:
+    """The answer the base learns: the full Analysis object in the schema's order (to_json), with the game_state read
+    from the HUD and analysis and advice unassessed: reading is taught, judging is left to the experiment."""
+    return to_json(unassessed(state))
+
+
+def perception_messages(n_images: int, research: bool = False) -> list[dict]:
+    """The short reading prompt, or (research=True) the research prompt every model of the experiment is asked."""
+    if research:
+        return [{"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
+                {"role": "user", "content": [{"type": "image"}] * n_images + [{"type": "text", "text": USER_PROMPT}]}]
+    return [{"role": "user", "content": [{"type": "image"}] * n_images + [{"type": "text", "text": PERCEPTION_PROMPT}]}]
+
+
+# --------------------------------------------------------------------------------------------------
+# Data: a pool of rendered frames, kept as view images (a few hundred kB each, not the 1080p frame)
+# --------------------------------------------------------------------------------------------------
+
+def pool_rng(seed: int, index: int) -> random.Random:
+    """Seeds of the perception pool: a string namespace, so never one of render_synthetic's integer seeds."""
+    return random.Random(f"perception:{seed}:{index}")
+
+
+def _render_one(args) -> tuple[list[Image.Image], dict]:
+    from chimera.screens.hud import render_frame, sample_state, sample_style
+
+    seed, index, backgrounds, screenshots_dir, view_json = args
+    rng = pool_rng(seed, index)
+    state, extras = sample_state(rng)
+    style = sample_style(rng, backgrounds)
+    frame, _ = render_frame(state, extras, style, Path(screenshots_dir) if screenshots_dir else None)
+    return View.from_json(view_json).images(frame), state.model_dump(mode="json")
+
+
+def render_pool(cfg: PerceptionConfig, start: int, n: int, progress=None) -> list[tuple[list[Image.Image], GameState]]:
+    jobs = [(cfg.seed, i, cfg.backgrounds, cfg.screenshots_dir, cfg.view) for i in range(start, start + n)]
+    out = []
+    if cfg.workers > 1 and n > 8:
+        with ProcessPoolExecutor(cfg.workers) as pool:
+            for images, state in pool.map(_render_one, jobs, chunksize=16):
+                out.append((images, GameState.model_validate(state)))
+                if progress:
+                    progress(1)
+    else:
+        for job in jobs:
+            images, state = _render_one(job)
+            out.append((images, GameState.model_validate(state)))
+            if progress:
+                progress(1)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Encoding: prompt tokens masked, answer tokens learned
+# --------------------------------------------------------------------------------------------------
+
+def encode(processor, images: list[Image.Image], answer: str, research: bool = False) -> dict:
+    prompt = processor.apply_chat_template(perception_messages(len(images), research), add_generation_prompt=True,
+                                           tokenize=False)
+    enc = processor(text=[prompt], images=images, return_tensors="pt")
+    tok = processor.tokenizer
+    answer_ids = tok(answer + tok.eos_token, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+    prompt_ids = enc["input_ids"][0]
+    return {"input_ids": torch.cat([prompt_ids, answer_ids]),
+            "labels": torch.cat([torch.full_like(prompt_ids, -100), answer_ids]),
+            "mm_token_type_ids": torch.cat([enc["mm_token_type_ids"][0], torch.zeros_like(answer_ids)]),
+            "pixel_values": enc["pixel_values"], "image_grid_thw": enc["image_grid_thw"]}
+
+
+def collate(items: list[dict], pad_id: int) -> dict:
+    length = max(len(i["input_ids"]) for i in items)
+    batch = {"input_ids": torch.full((len(items), length), pad_id), "labels": torch.full((len(items), length), -100),
+             "attention_mask": torch.zeros((len(items), length), dtype=torch.long),
+             "mm_token_type_ids": torch.zeros((len(items), length), dtype=torch.long)}
+    for row, item in enumerate(items):  # right padding: the loss never sees a pad
+        n = len(item["input_ids"])
+        for key in ("input_ids", "labels", "mm_token_type_ids"):
+            batch[key][row, :n] = item[key]
+        batch["attention_mask"][row, :n] = 1
+    batch["pixel_values"] = torch.cat([i["pixel_values"] for i in items])
+    batch["image_grid_thw"] = torch.cat([i["image_grid_thw"] for i in items])
+    return batch
+
+
+# --------------------------------------------------------------------------------------------------
+# Held-out reading accuracy: the evaluation's own scoring (score_frame, value accuracy)
+# --------------------------------------------------------------------------------------------------
+
+def read_accuracy(model, processor, rows, max_new_tokens: int = 160, batch_size: int = 8, research: bool = True) -> dict:
+    """Greedy answers on `rows`, asked the research prompt (what A faces) -> value accuracy overall and per field,
+    and the schema-valid rate (unconstrained)."""
+    from chimera.evaluation.metrics import DEFAULT_TOLERANCES, LABELLED, field_hit, frame_value_accuracy, score_frame
+    from chimera.schema import parse_model_output
+
+    model.eval()
+    accuracies, valid, per_field = [], 0, {name: [] for name in GAME_STATE_FIELDS}
+    tok = processor.tokenizer
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        prompts = [processor.apply_chat_template(perception_messages(len(images), research), add_generation_prompt=True,
+                                                 tokenize=False) for images, _ in chunk]
+        inputs = processor(text=prompts, images=[im for images, _ in chunk for im in images], return_tensors="pt",
+                           padding=True, padding_side="left")
+        with torch.inference_mode():
+            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+        for text, (_, state) in zip(tok.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True),
+                                    chunk):
+            valid += parse_model_output(text).schema_valid  # the evaluation's schema compliance
+            label = {"analysis": {"game_state": state.model_dump(mode="json")}}
+            score = score_frame("", {"analysis": None, "raw_text": text}, label, DEFAULT_TOLERANCES)
+            accuracies.append(frame_value_accuracy(score))
+            for name, result in score.outcomes.items():
+                if result in LABELLED:
+                    per_field[name].append(float(field_hit(score, name)))
+    model.train()
+    return {"value_accuracy": float(np.nanmean(accuracies)), "schema_valid": valid / max(1, len(rows)),
+            "fields": {k: float(np.mean(v)) for k, v in per_field.items() if v}}
+
+
+# --------------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------------
+
+def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
+    from chimera.vlm.models import load_model, ModelConfig, save_model_folder
+    from chimera.vlm.views import fit_processor, save_view
+
+    torch.manual_seed(cfg.seed)
+    view = View.from_json(cfg.view)
+    model, processor = load_model(ModelConfig(name=cfg.base_model), device="cpu", for_training=True)
+    fit_processor(processor, view)
+    t0 = time.perf_counter()
+    pool = render_pool(cfg, 0, cfg.n_frames)
+    held_out = render_pool(cfg, cfg.n_frames, cfg.n_val)
+    render_s = time.perf_counter() - t0
+    progress(f"rendered {len(pool)} training and {len(held_out)} held-out frames in {render_s:.0f} s")
+    targets = [perception_target(state) for _, state in pool]
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / cfg.warmup_steps)
+                                                 * 0.5 * (1 + math.cos(math.pi * min(s, cfg.max_steps) / cfg.max_steps)))
+    live = _live(cfg)
+    order, curve, rng, first_loss = [], [], random.Random(cfg.seed), None
+    model.train()
+    t0 = time.perf_counter()
+    for step in range(1, cfg.max_steps + 1):
+        if len(order) < cfg.batch_size:  # epochs over the pool, reshuffled
+            order += rng.sample(range(len(pool)), len(pool))
+        batch_ids, order = order[:cfg.batch_size], order[cfg.batch_size:]
+        research = cfg.research_prompt_every > 0 and step % cfg.research_prompt_every == 0
+        batch = collate([encode(processor, pool[i][0], targets[i], research) for i in batch_ids],
+                        processor.tokenizer.pad_token_id)
+        loss = model(**batch).loss
+        first_loss = loss.item() if step == 1 else first_loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        if live:
+            live.log_metric("perception/train/loss", loss.item(), plot=True)
+        if step % cfg.eval_every == 0 or step == cfg.max_steps:
+            point = {"step": step, "loss": loss.item(), "seconds": round(time.perf_counter() - t0, 1),
+                     "held_out": read_accuracy(model, processor, held_out, cfg.max_new_tokens),
+                     "train": read_accuracy(model, processor, pool[:cfg.n_val], cfg.max_new_tokens)}
+            curve.append(point)
+            progress(f"step {step}: loss {point['loss']:.3f}, held-out value accuracy "
+                     f"{point['held_out']['value_accuracy']:.1%} (train {point['train']['value_accuracy']:.1%}), "
+                     f"schema-valid {point['held_out']['schema_valid']:.0%}")
+            if live:
+                for split in ("held_out", "train"):
+                    live.log_metric(f"perception/{split}/value_accuracy", point[split]["value_accuracy"], plot=True)
+                    live.log_metric(f"perception/{split}/schema_valid", point[split]["schema_valid"], plot=True)
+                    for name, value in point[split]["fields"].items():
+                        live.log_metric(f"perception/{split}/field/{name}", value, plot=True)
+        if live:
+            live.next_step()
+        if on_step:
+            on_step(1)
+    train_s = time.perf_counter() - t0
+    model.eval()
+    out = save_model_folder(model, processor, cfg.output_dir)
+    save_view(view, out)
+    if live:
+        live.end()
+    final = curve[-1]
+    return {"steps": cfg.max_steps, "frames": cfg.n_frames, "first_loss": first_loss, "final_loss": final["loss"], "render_seconds": round(render_s, 1),
+            "train_seconds": round(train_s, 1), "parameters": sum(p.numel() for p in model.parameters()),
+            "held_out": final["held_out"], "train": final["train"], "curve": curve, "config": cfg.to_json()}
+
+
+def _live(cfg: PerceptionConfig):
+    if not cfg.dvclive_dir:
+        return None
+    from dvclive import Live
+
+    return Live(cfg.dvclive_dir, save_dvc_exp=False, dvcyaml=None)

@@ -1,0 +1,34 @@
+"""Stage pretrain_perception: the tiny model learns to read the HUD (chimera/training/perception.py) and becomes the
+base of every model of the experiment. On the 8B path (model.name a hub id or a model folder) the pretrained
+model already reads: the stage writes a redirect to it and trains nothing."""
+
+from _common import log, params
+
+from pathlib import Path
+
+from tqdm import tqdm
+
+from chimera.io import write_json
+from chimera.training.perception import VIEWS, PerceptionConfig, redirect_to_pretrained, train
+
+p, model, seed = params("perception"), params("model"), params()["seed"]
+out = Path(p["out"])
+why = redirect_to_pretrained(model["name"], out)
+if why:
+    write_json("metrics/perception.json", {"skipped": why})
+    log("pretrain_perception").info("skipped: %s", why)
+    raise SystemExit(0)
+
+cfg = PerceptionConfig(base_model=model["tiny_path"], output_dir=str(out), n_frames=p["n_frames"], n_val=p["n_val"],
+                       max_steps=p["max_steps"], batch_size=p["batch_size"], learning_rate=p["learning_rate"],
+                       warmup_steps=p["warmup_steps"], eval_every=p["eval_every"], seed=seed,
+                       research_prompt_every=p["research_prompt_every"],
+                       view=VIEWS[p["view"]].to_json(),
+                       backgrounds=params("synthetic")["backgrounds"],
+                       screenshots_dir=params("screens")["shared_screenshots"], dvclive_dir="dvclive/perception")
+with tqdm(total=cfg.max_steps, desc="perception", unit="step") as bar:
+    summary = train(cfg, progress=lambda message: bar.write(message), on_step=bar.update)
+write_json("metrics/perception.json", {k: v for k, v in summary.items() if k != "config"})
+log("pretrain_perception").info("%d steps on %d frames: held-out value accuracy %.1f%%, schema-valid %.0f%%",
+                                summary["steps"], summary["frames"], 100 * summary["held_out"]["value_accuracy"],
+                                100 * summary["held_out"]["schema_valid"])

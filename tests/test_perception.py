@@ -1,0 +1,110 @@
+"""Perception pretraining on a reduced setting, its view carried by every model built from it, and the 8B skip."""
+
+import json
+import random
+
+import pytest
+
+from chimera.schema import Analysis
+from chimera.screens.hud import render_frame, sample_state, sample_style
+from chimera.training.perception import (HUD_VIEW, PerceptionConfig, perception_target, pool_rng, redirect_to_pretrained,
+                                         render_pool, train)
+from chimera.vlm.backends import LocalBackend
+from chimera.vlm.inference import model_fingerprint
+from chimera.vlm.models import ModelConfig, ModelUnavailableError, build_tiny_model, ensure_local, load_model
+from chimera.vlm.views import VIEW_FILE, View, load_view
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("perception")
+    tiny = build_tiny_model(root / "tiny")
+    cfg = PerceptionConfig(base_model=str(tiny), output_dir=str(root / "base"), n_frames=12, n_val=4, max_steps=8,
+                           batch_size=4, learning_rate=2e-3, warmup_steps=2, eval_every=4, max_new_tokens=24,
+                           research_prompt_every=3,  # steps 3 and 6 ask the research prompt; step 8, the last, does not
+                           dvclive_dir=str(root / "live"))
+    return cfg, train(cfg, progress=lambda message: None), root
+
+
+def test_pool_never_renders_a_frame_of_the_screenshot_splits():
+    """render_synthetic seeds frame i with random.Random(seed * 1_000_003 + i); the pool uses a string namespace."""
+    split_states = {sample_state(random.Random(0 * 1_000_003 + i))[0].model_dump_json() for i in range(400)}
+    pool_states = [sample_state(pool_rng(0, i))[0].model_dump_json() for i in range(400)]
+    assert len(split_states) > 300 and not split_states & set(pool_states)
+
+
+def test_reduced_run_writes_a_loadable_base_with_its_view_and_a_learning_curve(trained, tmp_path):
+    cfg, summary, root = trained
+    assert [point["step"] for point in summary["curve"]] == [4, 8]
+    for point in summary["curve"]:
+        for split in ("held_out", "train"):
+            assert 0.0 <= point[split]["value_accuracy"] <= 1.0 and 0.0 <= point[split]["schema_valid"] <= 1.0
+    assert summary["final_loss"] < summary["first_loss"] - 1.0  # from ~7.6 (ln of the 2,000-token vocabulary)
+    # the DVCLive curve: loss per step, held-out and train value accuracy per field at each evaluation
+    plots = root / "live" / "plots" / "metrics" / "perception"
+    assert (plots / "train" / "loss.tsv").read_text().count("\n") == cfg.max_steps + 1
+    assert (plots / "held_out" / "value_accuracy.tsv").is_file()
+    assert (plots / "held_out" / "field" / "player_money.tsv").read_text().count("\n") == 3  # header + 2 evaluations
+    # the base carries its view; a backend built on it shows it the crops, and a fresh load reads it back
+    assert load_view(cfg.output_dir) == HUD_VIEW == View.from_json(json.loads((root / "base" / VIEW_FILE).read_text()))
+    model, processor = load_model(ModelConfig(name=cfg.output_dir, min_pixels=65536, max_pixels=112896))
+    backend = LocalBackend(model, processor, constrained=False, max_new_tokens=4)
+    assert backend.view == HUD_VIEW
+    frame = render_frame(*sample_state(random.Random(1)), sample_style(random.Random(1)))[0]
+    grid = processor.image_processor(images=HUD_VIEW.images(frame), return_tensors="pt")["image_grid_thw"]
+    sizes = [(int(w) * 16, int(h) * 16) for _, h, w in grid.tolist()]
+    assert sizes == [HUD_VIEW.frame_size] + [size for _, size in HUD_VIEW.crops.values()]  # params pixels did not resize
+
+
+def test_targets_read_the_game_state_and_judge_nothing():
+    state = sample_state(random.Random(3))[0]
+    target = Analysis.model_validate_json(perception_target(state))
+    assert target.game_state == state
+    assert target.analysis.economy_assessment == "unknown" and target.analysis.round_importance == "unknown"
+    assert not (target.analysis.situation_summary or target.analysis.immediate_threats or target.analysis.opportunities)
+    assert not any(target.advice.model_dump().values())
+
+
+def test_pool_holds_view_images_not_frames():
+    cfg = PerceptionConfig(base_model="-", output_dir="-", workers=1)
+    (images, state), = render_pool(cfg, 0, 1)
+    assert [im.size for im in images] == [HUD_VIEW.frame_size] + [size for _, size in HUD_VIEW.crops.values()]
+    assert state.player_side in ("CT", "T")
+
+
+def test_8b_path_skips_training_and_redirects_to_the_pretrained_model(tmp_path):
+    assert redirect_to_pretrained("tiny", tmp_path / "base") is None and not (tmp_path / "base").exists()
+    why = redirect_to_pretrained("Qwen/Qwen3-VL-8B-Instruct", tmp_path / "base")
+    assert "already reads" in why
+    with pytest.raises(ModelUnavailableError, match="Qwen/Qwen3-VL-8B-Instruct"):  # offline: named, not a hang
+        ensure_local(str(tmp_path / "base"))
+    local = build_tiny_model(tmp_path / "a-local-pretrained-vlm")
+    redirect_to_pretrained(str(local), tmp_path / "base")
+    assert ensure_local(str(tmp_path / "base")) == str(local)
+    model, _ = load_model(ModelConfig(name=str(tmp_path / "base")))
+    assert model.config.model_type == "qwen3_vl"
+    # predictions are keyed by the model the redirect names, never by the (empty) redirect folder
+    assert model_fingerprint(str(tmp_path / "base")) == model_fingerprint(str(local))
+    assert model_fingerprint(str(tmp_path / "base")) != model_fingerprint(str(build_tiny_model(tmp_path / "b", seed=1)))
+
+
+def test_sft_from_the_base_trains_on_its_view_and_the_merged_model_keeps_it(trained, tmp_path):
+    from chimera.labeling.truth import truth_label
+    from chimera.screens.hud import extras_dict, png_bytes
+    from chimera.training.sft import SFTRunConfig, screen_dataset
+    from chimera.training.sft import train as sft_train
+
+    cfg, _, _ = trained
+    examples = []
+    for seed in range(2):
+        state, extras = sample_state(random.Random(seed))
+        path = tmp_path / f"{seed}.png"
+        path.write_bytes(png_bytes(render_frame(state, extras, sample_style(random.Random(seed)))[0]))
+        examples.append((str(path), truth_label(str(seed), state.model_dump_json(), extras_dict(extras))["analysis"]))
+    data = screen_dataset(examples, load_view(cfg.output_dir))
+    assert [len(row) for row in data["images"]] == [HUD_VIEW.n_images] * 2
+    assert [part["type"] for part in data[0]["prompt"][1]["content"]].count("image") == HUD_VIEW.n_images
+    run = SFTRunConfig(base_model=cfg.output_dir, output_dir=str(tmp_path / "sft"), max_steps=1,
+                       per_device_train_batch_size=2, modules_to_save=["lm_head"], save_steps=100)
+    sft_train(run, data)
+    assert load_view(tmp_path / "sft" / "final_model" / "merged_16bit") == HUD_VIEW
