@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from chimera.io import write_json
+from chimera.io import CHECKPOINT_CACHE, write_json
 from chimera.training.perception import VIEWS, PerceptionConfig, redirect_to_pretrained, train
 
 p, model, seed = params("perception"), params("model"), params()["seed"]
@@ -25,7 +25,8 @@ cfg = PerceptionConfig(base_model=model["tiny_path"], output_dir=str(out), n_fra
                        research_prompt_every=p["research_prompt_every"],
                        view=VIEWS[p["view"]].to_json(),
                        backgrounds=params("synthetic")["backgrounds"],
-                       screenshots_dir=params("screens")["shared_screenshots"], dvclive_dir="dvclive/perception")
+                       screenshots_dir=params("screens")["shared_screenshots"], dvclive_dir="dvclive/perception",
+                       checkpoint_dir=str(CHECKPOINT_CACHE / "perception"))
 with tqdm(total=cfg.max_steps, desc="perception", unit="step") as bar:
     summary = train(cfg, progress=lambda message: bar.write(message), on_step=bar.update)
 write_json("metrics/perception.json", {k: v for k, v in summary.items() if k != "config"})

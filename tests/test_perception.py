@@ -108,3 +108,32 @@ def test_sft_from_the_base_trains_on_its_view_and_the_merged_model_keeps_it(trai
                        per_device_train_batch_size=2, modules_to_save=["lm_head"], save_steps=100)
     sft_train(run, data)
     assert load_view(tmp_path / "sft" / "final_model" / "merged_16bit") == HUD_VIEW
+
+
+def test_a_crashed_run_resumes_from_its_checkpoint_on_the_same_trajectory(tmp_path):
+    import torch
+
+    tiny = build_tiny_model(tmp_path / "tiny")
+    common = dict(base_model=str(tiny), n_frames=8, n_val=2, max_steps=6, batch_size=2, learning_rate=2e-3,
+                  warmup_steps=2, eval_every=6, max_new_tokens=8, research_prompt_every=3, workers=1, save_every=2,
+                  checkpoint_dir=str(tmp_path / "checkpoints"))
+    whole = train(PerceptionConfig(output_dir=str(tmp_path / "whole"), **{**common, "checkpoint_dir": None}),
+                  progress=lambda m: None)
+
+    def crash_at_5(_, steps=[0]):
+        steps[0] += 1
+        if steps[0] == 5:
+            raise KeyboardInterrupt("killed")
+
+    cfg = PerceptionConfig(output_dir=str(tmp_path / "crashed"), **common)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, progress=lambda m: None, on_step=crash_at_5)
+    assert not (tmp_path / "crashed").exists()  # nothing half-written where the model goes
+    messages = []
+    resumed = train(cfg, progress=messages.append)
+    assert resumed["resumed_from_step"] == 4 and any("resumed from the checkpoint at step 4" in m for m in messages)
+    a = load_model(ModelConfig(name=str(tmp_path / "whole")))[0].state_dict()
+    b = load_model(ModelConfig(name=str(tmp_path / "crashed")))[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same weights as the run that never crashed
+    assert resumed["final_loss"] == whole["final_loss"]
+    assert not list((tmp_path / "checkpoints").glob("*/state.pt"))  # finished: checkpoints cleared

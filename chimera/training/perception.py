@@ -56,6 +56,8 @@ class PerceptionConfig:
     backgrounds: list[str] = field(default_factory=list)
     screenshots_dir: str | None = None
     dvclive_dir: str | None = None
+    checkpoint_dir: str | None = None   # a crashed run of the same config resumes from here (.cache/checkpoints)
+    save_every: int = 100               # steps between checkpoints
     workers: int = 2                    # render processes
 
     def to_json(self) -> dict:
@@ -203,7 +205,24 @@ def read_accuracy(model, processor, rows, max_new_tokens: int = 160, batch_size:
 # Training
 # --------------------------------------------------------------------------------------------------
 
+# fields that do not change the trajectory: a checkpoint of a run that differs only in these is resumed
+NOT_THE_TRAJECTORY = {"output_dir", "dvclive_dir", "checkpoint_dir", "save_every", "workers", "eval_every",
+                      "max_new_tokens"}
+
+
+def checkpoint_path(cfg: PerceptionConfig) -> Path | None:
+    if not cfg.checkpoint_dir:
+        return None
+    import hashlib
+
+    trajectory = {k: v for k, v in cfg.to_json().items() if k not in NOT_THE_TRAJECTORY}
+    key = hashlib.sha256(json.dumps(trajectory, sort_keys=True).encode()).hexdigest()[:16]
+    return Path(cfg.checkpoint_dir) / key / "state.pt"
+
+
 def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
+    """Train, evaluating on the way; checkpoints every `save_every` steps, and a rerun of the same config after a
+    crash continues from the last one with the same trajectory (the data order and every RNG are restored)."""
     from chimera.vlm.models import load_model, ModelConfig, save_model_folder
     from chimera.vlm.views import fit_processor, save_view
 
@@ -221,11 +240,21 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / cfg.warmup_steps)
                                                  * 0.5 * (1 + math.cos(math.pi * min(s, cfg.max_steps) / cfg.max_steps)))
-    live = _live(cfg)
-    order, curve, rng, first_loss = [], [], random.Random(cfg.seed), None
+    order, curve, rng, first_loss, start = [], [], random.Random(cfg.seed), None, 1
+    saved = checkpoint_path(cfg)
+    if saved and saved.is_file():
+        state = torch.load(saved, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        order, curve, first_loss, start = state["order"], state["curve"], state["first_loss"], state["step"] + 1
+        progress(f"resumed from the checkpoint at step {state['step']} ({saved})")
+    live = _live(cfg, start)
     model.train()
     t0 = time.perf_counter()
-    for step in range(1, cfg.max_steps + 1):
+    for step in range(start, cfg.max_steps + 1):
         if len(order) < cfg.batch_size:  # epochs over the pool, reshuffled
             order += rng.sample(range(len(pool)), len(pool))
         batch_ids, order = order[:cfg.batch_size], order[cfg.batch_size:]
@@ -257,23 +286,37 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
                         live.log_metric(f"perception/{split}/field/{name}", value, plot=True)
         if live:
             live.next_step()
+        if saved and step % cfg.save_every == 0 and step < cfg.max_steps:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "schedule": schedule.state_dict(), "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
+                        "order": order, "curve": curve, "first_loss": first_loss, "step": step}, saved.with_suffix(".tmp"))
+            saved.with_suffix(".tmp").replace(saved)  # atomic: a crash while saving keeps the previous checkpoint
         if on_step:
             on_step(1)
     train_s = time.perf_counter() - t0
     model.eval()
     out = save_model_folder(model, processor, cfg.output_dir)
     save_view(view, out)
+    if saved:
+        import shutil
+
+        shutil.rmtree(saved.parent, ignore_errors=True)  # finished: the model folder holds the work now
     if live:
         live.end()
     final = curve[-1]
-    return {"steps": cfg.max_steps, "frames": cfg.n_frames, "first_loss": first_loss, "final_loss": final["loss"], "render_seconds": round(render_s, 1),
+    return {"steps": cfg.max_steps, "frames": cfg.n_frames, "n_held_out": cfg.n_val, "first_loss": first_loss,
+            "final_loss": final["loss"], "resumed_from_step": start - 1, "render_seconds": round(render_s, 1),
             "train_seconds": round(train_s, 1), "parameters": sum(p.numel() for p in model.parameters()),
             "held_out": final["held_out"], "train": final["train"], "curve": curve, "config": cfg.to_json()}
 
 
-def _live(cfg: PerceptionConfig):
+def _live(cfg: PerceptionConfig, start: int = 1):
     if not cfg.dvclive_dir:
         return None
     from dvclive import Live
 
-    return Live(cfg.dvclive_dir, save_dvc_exp=False, dvcyaml=None)
+    live = Live(cfg.dvclive_dir, save_dvc_exp=False, dvcyaml=None, resume=start > 1)
+    if start > 1:
+        live.step = start - 1
+    return live
