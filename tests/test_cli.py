@@ -79,6 +79,7 @@ def test_model_text_reaches_the_terminal_inert():
 def test_parse_prints_model_supplied_keys_inert(tmp_path):
     import json
 
+    from PIL import Image
     from typer.testing import CliRunner
 
     from chimera.cli import app
@@ -96,13 +97,13 @@ def test_parse_prints_model_supplied_keys_inert(tmp_path):
 def test_analyze_without_a_model_picks_the_best_built_one_and_says_why(tmp_path, monkeypatch):
     import json
 
+    from PIL import Image
     from typer.testing import CliRunner
 
     from chimera.cli import app, best_built_model
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(PARAMS))
-    Image = __import__("PIL.Image", fromlist=["Image"])
     Image.new("RGB", (64, 36)).save(tmp_path / "shot.png")
     # before `make repro`: a clear message saying what to run, no random model
     result = CliRunner().invoke(app, ["analyze", "shot.png"])

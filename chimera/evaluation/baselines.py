@@ -24,15 +24,20 @@ def _key(value):
     return json.dumps(value, sort_keys=True)
 
 
+def constant_game_state(states: list[dict]) -> dict:
+    """The per-field mode of the states' values (nulls left out)."""
+    modes = {}
+    for name in GAME_STATE_FIELDS:
+        values = Counter(_key(state.get(name)) for state in states if state.get(name) is not None)
+        modes[name] = json.loads(values.most_common(1)[0][0]) if values else None
+    return modes
+
+
 def constant_analysis(train_labels: list[dict]) -> dict:
     """train_labels: label Analysis dicts. Returns the constant Analysis (a valid one) as a dict."""
     if not train_labels:
         raise ValueError("constant baseline: no training labels")
-    modes = {}
-    for name in GAME_STATE_FIELDS:
-        values = Counter(_key(lab["game_state"].get(name)) for lab in train_labels
-                         if lab["game_state"].get(name) is not None)
-        modes[name] = json.loads(values.most_common(1)[0][0]) if values else None
+    modes = constant_game_state([lab["game_state"] for lab in train_labels])
     typical = max(train_labels, key=lambda lab: sum(lab["game_state"].get(n) == modes[n] for n in GAME_STATE_FIELDS))
     return Analysis.model_validate({"game_state": modes, "analysis": typical["analysis"],
                                     "advice": typical["advice"]}).model_dump(mode="json")

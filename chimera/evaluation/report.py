@@ -126,12 +126,16 @@ def perception_lines(summary: dict | None) -> list[str]:
     checks = [("value accuracy", held["value_accuracy"], PERCEPTION_TARGETS["value_accuracy"]),
               ("schema-valid, unconstrained", held["schema_valid"], PERCEPTION_TARGETS["schema_valid"])]
     checks += [(name, held["fields"].get(name), target) for name, target in PERCEPTION_TARGETS["fields"].items()]
+    constant = summary.get("constant")  # the pool labels' per-field mode on the same held-out frames
     lines = ["", f"The base (perception pretraining, {summary['steps']} steps on {summary['frames']} rendered frames, "
-             f"asked the research prompt on {summary.get('n_held_out') or 'its'} held-out frames; "
+             f"asked the research prompt on {summary['n_held_out']} held-out frames; "
              "`dvc plots show` draws the curve):", "", "| measure | reached | target | met |", "|---|---|---|---|"]
     for name, value, target in checks:
         met = "yes" if value is not None and value >= target else "no"
         lines.append(f"| {name} | {_pct(value)} | {_pct(target)} | {met} |")
+    if constant is not None:
+        lines += ["", f"On the same held-out frames the constant answer (the per-field mode of the pool's labels) "
+                  f"scores {_pct(constant)} value accuracy; the base scores {_pct(held['value_accuracy'])}."]
     return lines
 
 

@@ -21,24 +21,22 @@ from transformers import LogitsProcessor
 from chimera.schema import decoding_json_schema
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=None)
 def _grammar() -> str:
     import llguidance
 
     return llguidance.grammar_from("json_schema", json.dumps(decoding_json_schema()))
 
 
-_TOKENIZERS: dict[tuple[int, int], object] = {}
-
-
 def ll_tokenizer(tokenizer, n_vocab: int):
-    """llguidance's view of a Hugging Face fast tokenizer (about 1 s to build for a 150k vocabulary: cached)."""
+    """llguidance's view of a Hugging Face fast tokenizer (about 1 s to build for a 150k vocabulary), cached on the
+    tokenizer itself: it lives and dies with it (an id()-keyed table could hand a new tokenizer an old one's)."""
     import llguidance.hf
 
-    key = (id(tokenizer), n_vocab)
-    if key not in _TOKENIZERS:
-        _TOKENIZERS[key] = llguidance.hf.from_tokenizer(tokenizer, n_vocab=n_vocab)
-    return _TOKENIZERS[key]
+    cache = tokenizer.__dict__.setdefault("_chimera_llguidance", {})
+    if n_vocab not in cache:
+        cache[n_vocab] = llguidance.hf.from_tokenizer(tokenizer, n_vocab=n_vocab)
+    return cache[n_vocab]
 
 
 class SchemaLogitsProcessor(LogitsProcessor):
