@@ -51,7 +51,10 @@ ARCHES = {"qwen3vl-8b": QWEN3VL_8B, "qwen3vl-8b-scaled": QWEN3VL_8B_SCALED}
 
 
 def build_model(arch: str, folder: Path) -> Path:
-    """Save a random-weight model of `arch` with the tiny model's processor into `folder`."""
+    """Save a random-weight model of `arch` with the tiny model's processor into `folder` (kept if already there,
+    so the training and inference benchmarks can share one 17 GB build)."""
+    if (folder / arch / "config.json").is_file() and (folder / arch / "bench_params.json").is_file():
+        return folder / arch
     import torch
     from transformers import AutoTokenizer, Qwen3VLConfig, Qwen3VLForConditionalGeneration
 
@@ -161,6 +164,7 @@ def main() -> None:
     ap.add_argument("--gradient-checkpointing", action="store_true", default=None)
     ap.add_argument("--only", choices=["sft", "grpo"], default=None)
     ap.add_argument("--out", default=None, help="also write the results as JSON here")
+    ap.add_argument("--model-dir", default=None, help="build the model here and keep it (reused when present)")
     # internal: one measurement in a child process
     ap.add_argument("--kind", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
@@ -186,7 +190,7 @@ def main() -> None:
     quants = {"none": ["none"], "4bit": ["4bit"], "both": ["none", "4bit"], None: ["none", "4bit"] if on_gpu else ["none"]}
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        model = build_model(args.arch, Path(tmp))
+        model = build_model(args.arch, Path(args.model_dir or tmp))
         for quant in quants[args.quant]:
             for kind in [args.only] if args.only else ["sft", "grpo"]:
                 cmd = [sys.executable, __file__, "--kind", kind, "--model", str(model), "--workdir", tmp,
@@ -202,6 +206,9 @@ def main() -> None:
                                     "error": (done.stderr or done.stdout)[-1500:]})
                 else:
                     results.append(json.loads(lines[-1][7:]))
+                print(json.dumps(results[-1]), flush=True)
+                if args.out:  # after every measurement, so a run stopped at a time limit keeps what it measured
+                    Path(args.out).write_text(json.dumps({"arch": args.arch, "results": results}, indent=2))
         params = json.loads((model / "bench_params.json").read_text())["parameters"] if (model / "bench_params.json").exists() else None
     device = torch.cuda.get_device_name(0) if on_gpu else f"CPU ({platform.machine()}, {len(os.sched_getaffinity(0))} cores)"
     print(json.dumps({"device": device, "parameters": params, "results": results}, indent=2))
