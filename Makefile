@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 TORCH   := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo torch || echo torch==2.13.0)
 EXTRAS  := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo dev,gpu || echo dev)
 
-.PHONY: setup data repro test test-fast bench clean-venv
+.PHONY: setup browser data repro test test-fast bench clean-venv
 
 setup: $(STAMP)
 
@@ -21,6 +21,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
 	@touch $(STAMP)
 
+# The review page's tests drive Debian's headless Chromium (chimera/review/browser.py): installed where missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; }
+
 # Raw inputs are DVC imports of ../shared/data (data/raw/*.dvc): from the cache, else the remote, else ../shared.
 data: setup
 	@$(BIN)/dvc checkout -q data/raw/*.dvc 2>/dev/null || $(BIN)/dvc pull -q data/raw/*.dvc 2>/dev/null || \
@@ -29,10 +35,10 @@ data: setup
 repro: data
 	$(BIN)/dvc repro
 
-test: setup
+test: setup browser
 	$(BIN)/pytest -q
 
-test-fast: setup
+test-fast: setup browser
 	$(BIN)/pytest -q -m "not slow"
 
 bench: setup

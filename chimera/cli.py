@@ -104,21 +104,43 @@ def collect(
     interval: float = typer.Option(1.0, "--interval", help="Seconds between extracted frames"),
     dedupe_threshold: int = typer.Option(4, help="dHash bits under which a frame is a near-duplicate"),
     max_height: int = typer.Option(1080, help="Highest video resolution to download"),
+    subtitles: bool = typer.Option(False, "--subtitles", help="Take frames where the subtitles say the action is "
+                                   "(keyword rules: video.subtitle_rules in params.yaml) instead of at an interval"),
+    subtitle_file: Optional[Path] = typer.Option(None, help="The subtitles of a local video (.vtt/.srt; default: "
+                                                "one named like the video beside it)"),
+    params_file: Path = typer.Option(Path("params.yaml"), "--params", help="Where the subtitle rules are"),
 ) -> None:
-    """Download a gameplay video (<= 1080p) and extract frames at an interval, dropping near-duplicates."""
-    from chimera.io import VIDEO_CACHE
-    from chimera.screens.frames import save_frame
-    from chimera.screens.video import VideoError, download_video, extract_frames
+    """Download a gameplay video (<= 1080p) and extract frames at an interval, dropping near-duplicates; with
+    --subtitles, frames around the moments the commentary names, each with the transcript lines around it."""
+    from chimera.io import VIDEO_CACHE, load_params
+    from chimera.screens.frames import save_frame, write_manifest
+    from chimera.screens.subtitles import SubtitleError, rules_from_params, subtitle_frames
+    from chimera.screens.video import VideoError, download_with_subtitles, extract_frames, subtitle_beside
 
     try:
         if "://" not in url and not Path(url).exists():
             _fail(f"{url}: no such video file (and not a URL)")
-        path = Path(url) if Path(url).exists() else download_video(url, VIDEO_CACHE, max_height)
+        if Path(url).exists():
+            path, subs = Path(url), subtitle_file or subtitle_beside(Path(url))
+        else:
+            path, subs = download_with_subtitles(url, VIDEO_CACHE, max_height, subtitles=subtitles)
+        if subtitles:
+            if subs is None or not Path(subs).exists():
+                _fail(f"{url}: no subtitles found (give --subtitle-file, or a .vtt/.srt named like the video)")
+            if not params_file.exists():
+                _fail(f"{params_file}: no such file; --subtitles reads its keyword rules (video.subtitle_rules)")
+            rules = rules_from_params(load_params(params_file)["video"]["subtitle_rules"])
+            picked = subtitle_frames(path, Path(subs), rules, interval)
+            rows = [save_frame(image, out, "video", url, timestamp=t, meta=meta) for t, image, meta in picked]
+            write_manifest(out / "manifest.parquet", rows)
+            typer.echo(f"{len(rows)} frames around {len({m['cue'] for _, _, m in picked})} subtitle moments -> {out} "
+                       f"(manifest with transcripts: {out / 'manifest.parquet'})")
+            return
         errors: list[str] = []
         frames, dropped = extract_frames(path, interval, dedupe_threshold, errors)
         for error in errors:
             typer.secho(inert(error), fg="yellow", err=True)
-    except VideoError as exc:
+    except (VideoError, SubtitleError) as exc:
         _fail(str(exc))
     for t, image in frames:
         save_frame(image, out, "video", url, timestamp=t)
@@ -435,42 +457,62 @@ def evaluate(
 
 @app.command()
 def winprob(
-    ct_alive: int = typer.Option(5, min=0, max=5), t_alive: int = typer.Option(5, min=0, max=5),
+    ct_alive: Optional[int] = typer.Option(None, min=0, max=5), t_alive: Optional[int] = typer.Option(None, min=0, max=5),
     bomb: str = typer.Option("carried", help="carried | dropped | planted | defused | exploded"),
-    time_left: float = typer.Option(60.0, help="Seconds left on the round (or bomb) timer"),
-    ct_equip: int = typer.Option(4000, help="Average equipment value per CT player"),
-    t_equip: int = typer.Option(4000, help="Average equipment value per T player"),
-    ct_score: int = typer.Option(0), t_score: int = typer.Option(0),
+    time_left: Optional[float] = typer.Option(None, help="Seconds left on the round (or bomb) timer"),
+    ct_equip: Optional[int] = typer.Option(None, help="Average equipment value per CT player"),
+    t_equip: Optional[int] = typer.Option(None, help="Average equipment value per T player"),
+    ct_money: Optional[int] = typer.Option(None, help="Average money per CT player"),
+    t_money: Optional[int] = typer.Option(None, help="Average money per T player"),
+    ct_score: Optional[int] = typer.Option(None), t_score: Optional[int] = typer.Option(None),
+    buy_time: bool = typer.Option(False, "--buy-time", help="The buy phase: only money, equipment and score count"),
     state: Optional[Path] = typer.Option(None, help="An Analysis or game_state JSON (e.g. from `chimera analyze "
-                                                    "--json`): the HUD's state replaces the options above"),
-    model_path: Path = typer.Option(Path("models/winprob.joblib"), "--model", help="Built by `dvc repro winprob`"),
+                                                    "--json`): answered by the screenshot-view model"),
+    model_path: Path = typer.Option(Path("models/winprob.joblib"), "--model", help="Team view, built by `dvc repro winprob`"),
+    screen_model_path: Path = typer.Option(Path("models/winprob_screen.joblib"), "--screen-model",
+                                           help="Screenshot view, built by `dvc repro winprob`"),
 ) -> None:
-    """P(CT wins the round) from the demo-trained model, for a team-level state or one screenshot's state."""
+    """P(win) from the demo-trained models: a team-level state (team view; options you leave out take typical
+    values, and the answer names them) or one screenshot's state (screenshot view: P(the player's side wins))."""
     import joblib
 
-    from chimera.demos.winprob import BOMB_STATES, predict_ct_win, snapshot_from_game_state
+    from chimera.demos.winprob import (BUY_MOMENT, BOMB_STATES, missing_fields, p_side_wins, predict_ct_win,
+                                       screen_row_from_game_state)
     from chimera.schema import GameState
 
-    if not model_path.exists():
-        _fail(f"{model_path}: no win-probability model; build it with `dvc repro winprob`")
+    path = screen_model_path if state is not None else model_path
+    if not path.exists():
+        _fail(f"{path}: no win-probability model; build it with `dvc repro winprob`")
     if bomb not in BOMB_STATES:
         _fail(f"--bomb must be one of {', '.join(BOMB_STATES)}, not {bomb!r}")
-    model = joblib.load(model_path)
+    model = joblib.load(path)
     if state is not None:
         try:
             data = json.loads(state.read_text())
             game_state = GameState.model_validate(data.get("game_state", data))
         except (OSError, ValueError) as exc:
             _fail(f"{state}: not a game_state or Analysis JSON ({exc})")
-        row = snapshot_from_game_state(game_state, time_left_s=time_left)
-    else:
-        row = {"ct_alive": ct_alive, "t_alive": t_alive, "ct_health": 100 * ct_alive, "t_health": 100 * t_alive,
-               "ct_armor": 100 * ct_alive, "t_armor": 100 * t_alive, "ct_equip": ct_equip * ct_alive,
-               "t_equip": t_equip * t_alive, "time_left_s": time_left, "ct_score": ct_score, "t_score": t_score,
-               "bomb_status": bomb, "moment": "post_plant" if bomb == "planted" else "sampled"}
+        if game_state.player_side not in ("CT", "T"):
+            _fail(f"{state}: player_side is {game_state.player_side!r}; the screenshot view needs CT or T")
+        row = screen_row_from_game_state(game_state, time_left_s=time_left)
+        p_own = p_side_wins(model, game_state, time_left_s=time_left)
+        assumed = missing_fields(model, row)
+        typer.echo(f"P({game_state.player_side} wins) = {p_own:.3f}   [screenshot-view model "
+                   f"{model.candidate.name}; {row['own_alive'] or '?'}v{row['enemy_alive'] or '?'}, "
+                   f"bomb {row['bomb_status']}]" + (f"\nassumed (not in the state): {', '.join(assumed)}" if assumed else ""))
+        return
+    per_player = lambda v, n: None if v is None or n is None else v * n  # noqa: E731
+    row = {"ct_alive": ct_alive, "t_alive": t_alive, "time_left_s": time_left, "ct_score": ct_score, "t_score": t_score,
+           "ct_health": None if ct_alive is None else 100 * ct_alive, "t_health": None if t_alive is None else 100 * t_alive,
+           "ct_equip": per_player(ct_equip, ct_alive), "t_equip": per_player(t_equip, t_alive),
+           "ct_money": per_player(ct_money, ct_alive), "t_money": per_player(t_money, t_alive),
+           "bomb_status": bomb, "moment": BUY_MOMENT if buy_time else "post_plant" if bomb == "planted" else "sampled"}
+    assumed = missing_fields(model, row)
     p_ct = predict_ct_win(model, row)
-    typer.echo(f"P(CT wins) = {p_ct:.3f}   P(T wins) = {1 - p_ct:.3f}   "
-               f"({row['ct_alive']}v{row['t_alive']} CT v T, bomb {row['bomb_status']}, {row['time_left_s']:.0f}s left)")
+    which = model.buy_model_name if buy_time else model.live_candidate.name
+    typer.echo(f"P(CT wins) = {p_ct:.3f}   P(T wins) = {1 - p_ct:.3f}   [team-view model {which}; "
+               f"{ct_alive if ct_alive is not None else '?'}v{t_alive if t_alive is not None else '?'} CT v T, "
+               f"bomb {bomb}]" + (f"\nassumed (typical values from the demos): {', '.join(assumed)}" if assumed else ""))
 
 
 @app.command()
@@ -505,3 +547,263 @@ def overfit(
 
 if __name__ == "__main__":
     app()
+
+
+@app.command()
+def review(
+    models: Optional[list[str]] = typer.Argument(None, help="Models to compare (names under data/predictions/)"),
+    compare: Optional[list[str]] = typer.Option(None, "--compare", help="A model to compare; the names after it "
+                                                "count too: `--compare A_zeroshot B_sft100`"),
+    split: str = typer.Option("eval", help="Which split's frames (train | val | eval | all)"),
+    out: Path = typer.Option(Path("reports/review.html"), "--out", help="The page to write"),
+    embed: bool = typer.Option(False, "--embed/--no-embed", help="Inline the images (a file that works offline and "
+                                                                 "can be mailed) instead of referring to them"),
+    image_width: int = typer.Option(480, help="With --embed: frames downscaled to this width (JPEG)"),
+    limit: Optional[int] = typer.Option(None, help="At most this many frames"),
+    labels_dir: Path = typer.Option(Path("data/labeled/labels"), "--labels", help="Label records"),
+    predictions_dir: Path = typer.Option(Path("data/predictions"), "--predictions", help="One folder per model"),
+    apply_flags_file: Optional[Path] = typer.Option(None, "--apply-flags", help="A flags export from the page: "
+                                                    "recorded as open flags (data/review/flags.json) + relabel list"),
+    flags_file: Path = typer.Option(Path("data/review/flags.json"), "--flags-file", help="The open flags"),
+    relabel: bool = typer.Option(False, "--relabel", help="With --apply-flags: re-label the flagged Claude labels "
+                                                         "now (needs ANTHROPIC_API_KEY)"),
+) -> None:
+    """The review page: each frame beside its label and models' predictions, field by field, disagreements
+    highlighted; keys Left/Right move, F flags; flags export as JSON for --apply-flags. Serve file-referenced
+    pages with `python -m http.server` from the repository root."""
+    from chimera.io import read_parquet
+    from chimera.records import load_records
+    from chimera.review.flags import apply_flags
+    from chimera.review.page import write_review
+
+    if not labels_dir.is_dir():
+        _fail(f"{labels_dir}: no label records; run `dvc repro label` first")
+    labels = load_records(labels_dir)
+    if apply_flags_file is not None:
+        try:
+            result = apply_flags(apply_flags_file, flags_file, labels)
+        except ValueError as exc:
+            _fail(str(exc))
+        typer.echo(f"{result['open']} open flags in {flags_file} ({len(result['claude'])} Claude labels to re-label, "
+                   f"{len(result['truth'])} exact labels to check against the renderer)")
+        if result["unknown"]:
+            typer.secho(f"ignored {len(result['unknown'])} ids with no label: {', '.join(result['unknown'][:5])}",
+                        fg="yellow", err=True)
+        if relabel and result["claude"]:
+            _relabel(result["claude"], flags_file)
+        return
+    splits_path = Path("data/labeled/splits.parquet")
+    if not splits_path.exists():
+        _fail(f"{splits_path}: no splits; run `dvc repro split_screens` first")
+    frames = read_parquet(splits_path)
+    if split != "all":
+        frames = frames[frames.split == split]
+    if limit:
+        frames = frames.head(limit)
+    names = [*(compare or []), *(models or [])]
+    predictions = {}
+    for name in names:
+        folder = predictions_dir / name
+        if not folder.is_dir():
+            known = sorted(p.name for p in predictions_dir.iterdir() if p.is_dir()) if predictions_dir.is_dir() else []
+            _fail(f"{folder}: no predictions for {name!r}; known: {', '.join(known) or 'none (run dvc repro)'}")
+        predictions[name] = load_records(folder)
+    from chimera.evaluation.metrics import DEFAULT_TOLERANCES
+
+    title = f"Chimera review: {split} split, {len(frames)} frames" + (f", {', '.join(names)}" if names else ", labels")
+    page = write_review(out, frames[["id", "path", "source"]].to_dict("records"), labels, predictions,
+                        DEFAULT_TOLERANCES, embed, image_width, title)
+    size = page.stat().st_size
+    typer.echo(f"{page} ({size / 1024:.0f} KiB, {len(frames)} frames{', images embedded' if embed else ''})")
+    if not embed:
+        typer.echo(f"serve it: python -m http.server 8000, then open http://localhost:8000/{page.as_posix()}")
+
+
+def _relabel(ids: list[str], flags_file: Path) -> None:
+    """Re-label flagged Claude labels now: their cache entries go, Claude answers afresh, the flags close."""
+    from chimera.io import CLAUDE_CACHE, read_parquet, sha256_bytes, write_json
+    from chimera.labeling.claude import ClaudeConfig, ClaudeLabeler, MissingKeyError, api_key
+
+    try:
+        api_key()
+    except MissingKeyError as exc:
+        _fail(str(exc))
+    frames = read_parquet("data/labeled/splits.parquet").set_index("id")
+    labeler = ClaudeLabeler(ClaudeConfig(), CLAUDE_CACHE)
+    items = [(i, Path(frames.loc[i, "path"]).read_bytes()) for i in ids if i in frames.index]
+    for _, data in items:
+        labeler.cache_path(sha256_bytes(data)).unlink(missing_ok=True)
+    run = labeler.label_many(items)
+    done = {r["id"] for r in run.records}
+    flags = json.loads(flags_file.read_text())
+    for flag in flags["flags"]:
+        if flag["id"] in done:
+            flag["status"] = "relabeled"
+    write_json(flags_file, flags)
+    typer.echo(f"re-labeled {len(done)} of {len(items)}; run `dvc repro -f label` and `dvc repro` to use them")
+
+
+@app.command()
+def export(
+    model_dir: Optional[Path] = typer.Argument(None, help="A model folder (merged or a LoRA adapter); default: the "
+                                                          "experiment's best evaluated model"),
+    out: Path = typer.Option(Path("models/export"), "--out", help="Where the export is written"),
+    gguf: Optional[str] = typer.Option(None, "--gguf", help="Also write GGUF files for llama.cpp (q4_k_m, q8_0, "
+                                                            "f16, ...): needs llama.cpp (LLAMA_CPP_DIR)"),
+    push: Optional[str] = typer.Option(None, "--push", help="Upload to this Hugging Face Hub repo (needs a token)"),
+    report_path: Path = typer.Option(Path("metrics/report.json"), "--report", help="Metrics for the model card"),
+) -> None:
+    """Export a model to run elsewhere: merged safetensors + processor + a model card (lineage, metrics with
+    intervals, data and git revision, intended use); optionally GGUF and a Hub upload."""
+    from chimera.export import (ExportError, convert_gguf, export_model, git_revision, lineage_of, model_card,
+                                push_to_hub)
+    from chimera.io import atomic_write_text
+
+    if model_dir is None:
+        path, why = best_built_model()
+        model_dir = Path(path)
+        typer.echo(f"exporting {why}")
+    if not model_dir.exists():
+        _fail(f"{model_dir}: no such model folder")
+    p = _params()
+    name, lineage = lineage_of(str(model_dir), p)
+    try:
+        folder = export_model(model_dir, out)
+    except (OSError, ValueError) as exc:
+        _fail(f"{model_dir}: cannot be loaded as a model ({exc})")
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    rows = report.get("rows", {})
+    data = {"labels": "data/labeled/labels (truth labels of synthetic frames; Claude labels of real frames)",
+            "splits": "data/labeled/splits.parquet", "report": str(report_path) if rows else "none"}
+    atomic_write_text(folder / "README.md", model_card(name, lineage, rows.get(name), rows.get("constant"),
+                                                       git_revision(), data))
+    typer.echo(f"{folder}: merged safetensors, processor, README.md (model card)")
+    try:
+        if gguf:
+            files = convert_gguf(folder, gguf, sys.executable)
+            typer.echo("GGUF: " + ", ".join(str(f) for f in files))
+        if push:
+            typer.echo(f"pushed: {push_to_hub(folder, push)}")
+    except ExportError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def serve(
+    backend: str = typer.Option("local", help="local | openai | claude"),
+    model: Optional[str] = typer.Option(None, help="Model folder or hub id (local; default: the best built model), "
+                                                   "the served model's name (openai), or a Claude model id"),
+    server_url: str = typer.Option("http://localhost:8000/v1", help="OpenAI-compatible server (--backend openai)"),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on (loopback by default)"),
+    port: int = typer.Option(8787),
+    batch_size: int = typer.Option(4, help="Most requests answered by one generate call (local model)"),
+    max_wait_ms: float = typer.Option(20.0, help="How long a request waits for others to batch with"),
+    queue_size: int = typer.Option(64, help="Waiting requests beyond this get 503"),
+    max_upload_mb: float = typer.Option(20.0, help="Uploads over this get 413"),
+    gsi_token: Optional[str] = typer.Option(None, envvar="CHIMERA_GSI_TOKEN",
+                                            help="The auth token of the GSI cfg (chimera gsi-config); unset: /gsi off"),
+    gsi_log: Path = typer.Option(Path("data/gsi/gsi.jsonl"), help="Where GSI payloads are logged (JSONL)"),
+) -> None:
+    """The copilot over HTTP: POST /v1/analyze (a screenshot -> the JSON answer), POST /gsi (CS2 Game State
+    Integration), GET /healthz, OpenAPI page at /docs."""
+    import uvicorn
+
+    from chimera.gsi import GsiStore
+    from chimera.serve import ServeConfig, create_app
+
+    if model is None:
+        if backend != "local":
+            _fail(f"--model is required with --backend {backend}")
+        model, why = best_built_model()
+        typer.echo(f"model: {why}", err=True)
+    config = ServeConfig(batch_size=batch_size, max_wait_ms=max_wait_ms, queue_size=queue_size,
+                         max_upload_bytes=int(max_upload_mb * 2**20),
+                         max_pixels=_params().get("screens", {}).get("max_image_pixels", 50_000_000),
+                         gsi_token=gsi_token, gsi_log=str(gsi_log))
+    gsi = GsiStore(gsi_token or "\0no-token-configured", gsi_log)  # without a token every GSI post is refused
+    app_ = create_app(_backend(backend, model, server_url, batch_size, _settings()["max_new_tokens"]), config, gsi)
+    typer.echo(f"serving on http://{host}:{port} (docs: /docs)", err=True)
+    uvicorn.run(app_, host=host, port=port, log_level="info")
+
+
+@app.command("gsi-config")
+def gsi_config_cmd(
+    out: Path = typer.Option(Path("gamestate_integration_chimera.cfg"), "--out",
+                             help="Where to write it; copy it into CS2's game/csgo/cfg/ folder"),
+    uri: str = typer.Option("http://127.0.0.1:8787/gsi", help="Where chimera serve listens"),
+    token: Optional[str] = typer.Option(None, help="Shared secret (default: a random one, printed)"),
+) -> None:
+    """Write the CS2 Game State Integration cfg that makes the game POST its state to `chimera serve`."""
+    import secrets
+
+    from chimera.gsi import gsi_config
+    from chimera.io import atomic_write_text
+
+    token = token or secrets.token_urlsafe(16)
+    atomic_write_text(out, gsi_config(uri, token))
+    typer.echo(f"{out}: copy it to <Steam>/steamapps/common/Counter-Strike Global Offensive/game/csgo/cfg/, "
+               f"restart CS2, then run:\n  CHIMERA_GSI_TOKEN={token} chimera serve")
+
+
+@app.command("gsi-label")
+def gsi_label_cmd(
+    frames_dir: Path = typer.Argument(..., help="Screenshots (their file times are when they were taken)"),
+    gsi_log: Path = typer.Argument(..., help="The JSONL log chimera serve wrote"),
+    out: Path = typer.Option(Path("data/labeled/gsi"), "--out", help="Label records (one JSON per frame)"),
+    tolerance_s: Optional[float] = typer.Option(None, help="Largest gap between a frame and its GSI state "
+                                                           "(default: params gsi.tolerance_s)"),
+    offset_s: float = typer.Option(0.0, help="Added to the file times (a clock difference between machines)"),
+) -> None:
+    """Exact labels for real screenshots: pair each with the GSI state nearest in time; frames with no state
+    close enough are listed for Claude (unpaired.json)."""
+    from chimera.gsi import gsi_label, nearest_state, read_gsi_log
+    from chimera.io import sha256_bytes, write_json
+    from chimera.records import write_records
+
+    if not frames_dir.is_dir():
+        _fail(f"{frames_dir}: no such folder")
+    tolerance = tolerance_s if tolerance_s is not None else _params().get("gsi", {}).get("tolerance_s", 1.0)
+    try:
+        log = read_gsi_log(gsi_log)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+    records, unpaired = [], []
+    for path in _images_in(frames_dir):
+        t = path.stat().st_mtime + offset_s
+        image_id = sha256_bytes(path.read_bytes())
+        found = nearest_state(log, t, tolerance)
+        if found is None:
+            unpaired.append({"id": image_id, "path": str(path), "reason": f"no GSI state within {tolerance} s"})
+            continue
+        records.append({**gsi_label(image_id, found[1], found[0] - t), "path": str(path)})
+    write_records(out, records, out / "labels.parquet")
+    write_json(out / "unpaired.json", unpaired)
+    typer.echo(f"{len(records)} frames labeled from GSI -> {out}; {len(unpaired)} without a state within "
+               f"{tolerance} s (listed in {out / 'unpaired.json'}, for Claude)")
+
+
+@app.command()
+def watch(
+    folder: Path = typer.Argument(..., help="A folder to watch (CS2's screenshot folder, or any)"),
+    log_path: Path = typer.Option(Path("data/watch/answers.jsonl"), "--log", help="Every answer, one JSON per line"),
+    backend: str = typer.Option("local", help="local | openai | claude"),
+    model: Optional[str] = typer.Option(None, help="As for chimera analyze (default: the best built model)"),
+    server_url: str = typer.Option("http://localhost:8000/v1", help="OpenAI-compatible server (--backend openai)"),
+    gsi_url: Optional[str] = typer.Option(None, help="A chimera serve receiving GSI (e.g. http://127.0.0.1:8787): "
+                                                     "its latest state is shown beside each answer"),
+    settle_s: float = typer.Option(0.3, help="A file counts as complete once its size holds this long"),
+    max_events: Optional[int] = typer.Option(None, hidden=True, help="Stop after this many answers (tests)"),
+    timeout_s: Optional[float] = typer.Option(None, hidden=True, help="Stop after this long (tests)"),
+) -> None:
+    """Answer each new screenshot in a folder once (by content), as a compact panel, logged to JSONL."""
+    from chimera.watch import watch_folder
+
+    if not folder.is_dir():
+        _fail(f"{folder}: no such folder")
+    if model is None and backend == "local":
+        model, why = best_built_model()
+        typer.echo(f"model: {why}", err=True)
+    elif model is None:
+        _fail(f"--model is required with --backend {backend}")
+    engine = _backend(backend, model, server_url, 1, _settings()["max_new_tokens"])
+    watch_folder(folder, engine, log_path, gsi_url, settle_s, max_events, timeout_s)

@@ -22,7 +22,7 @@ frames = splits[splits.split == params("infer")["split"]]
 labels = {i: r for i, r in load_records("data/labeled/labels").items() if i in set(frames.id)}
 predictions = load_records(f"data/predictions/{name}")
 info = {r.id: {"source": r.source, "height": int(r.height)} for r in frames.itertuples()}
-winprob = joblib.load("models/winprob.joblib")
+winprob = joblib.load("models/winprob_screen.joblib")  # a screenshot is the input: the screenshot view
 p_wins = {i: p_side_wins(winprob, GameState.model_validate(r["analysis"]["game_state"]))
           for i, r in labels.items() if r["analysis"]["game_state"].get("player_side") in ("CT", "T")}
 summary, scores = evaluate(predictions, labels, p["tolerances"], info, p_wins, params()["seed"])

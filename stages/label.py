@@ -37,7 +37,9 @@ if len(rest) and p["backend"] in ("auto", "claude"):
         api_key()
         config = ClaudeConfig(**p["claude"])
         labeler = ClaudeLabeler(config, CLAUDE_CACHE)
-        items = [(row.id, Path(row.path).read_bytes()) for row in rest.itertuples()]
+        # a frame chosen by its video's subtitles carries the transcript around it: passed as commentary
+        items = [(row.id, Path(row.path).read_bytes(), json.loads(row.meta or "{}").get("transcript") or None)
+                 for row in rest.itertuples()]
         with tqdm(total=len(items), desc="claude labels", unit="frame") as bar:
             run = labeler.label_batch(items) if p["claude_mode"] == "batch" else labeler.label_many(items, bar.update)
         source = dict(zip(rest.id, rest.source))

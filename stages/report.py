@@ -40,6 +40,7 @@ perception = read_json("metrics/perception.json")  # the base's reading, without
 report["perception"] = {k: v for k, v in perception.items() if k not in ("curve", "render_seconds", "train_seconds")}
 if not perception.get("skipped"):  # its trivial baseline on the same held-out frames: the pool labels' constant
     report["perception"]["constant"] = constant_reading(params()["seed"], perception["frames"], perception["n_held_out"])
+report["winprob"] = read_json("metrics/winprob.json")
 write_json("metrics/report.json", report)
 atomic_write_text("metrics/report.md", markdown(report))
 comparison_plot(report, "plots/comparison.png")

@@ -4,6 +4,7 @@ from _common import log, params
 
 
 from chimera.io import read_parquet, write_parquet
+from chimera.review.flags import open_flag_ids
 from chimera.screens.frames import load_manifests
 
 p, seed = params("split"), params()["seed"]
@@ -24,5 +25,12 @@ for group in groups:
     else:
         assign[group] = "unused"
 labeled["split"] = labeled.group.map(assign)
+# a label a reviewer flagged (chimera review --apply-flags) is never used silently while its flag is open
+review = params("review")
+flagged = labeled.id.isin(open_flag_ids(review["flags"]))
+if review["flagged_labels"] == "exclude":
+    labeled.loc[flagged, "split"] = "flagged"
+elif flagged.any():
+    log("split_screens").warning("%d flagged labels kept in their splits (review.flagged_labels: keep)", flagged.sum())
 write_parquet("data/labeled/splits.parquet", labeled[["id", "path", "source", "width", "height", "split"]])
 log("split_screens").info("%s", labeled.split.value_counts().to_dict())

@@ -10,7 +10,7 @@ from chimera.demos.canonical import DemoError
 from chimera.demos.cs2df import decode_series, load_cs2df
 from chimera.demos.snapshots import build_snapshots, moment_ticks, validate_snapshots, xvx_states
 from chimera.demos.strategy_dataset import build_examples, split_by_match, wilson, xvx_table
-from chimera.demos.winprob import grouped_folds, predict_ct_win, train_winprob
+from chimera.demos.winprob import grouped_folds
 from chimera.schema import parse_model_output
 
 INFERNO = "sample-2026-02-09_de_inferno_Team_Vitality_13-8_FURIA.zip"
@@ -128,42 +128,6 @@ def test_grouped_folds_never_share_a_match():
         assert not set(snaps.match_id.iloc[train]) & set(snaps.match_id.iloc[test])
     with pytest.raises(ValueError, match="at least 2 matches"):
         grouped_folds(pd.Series(["only"] * 10), 5)
-
-
-def test_winprob_learns_alive_advantage_and_beats_base_rate():
-    snaps = _synthetic_snapshots()
-    result = train_winprob(snaps, kinds=("logreg",), n_splits=3)
-    assert result.metrics["beats_baseline"]
-    assert result.metrics["logreg"]["roc_auc"] > 0.75
-    base = snaps.iloc[0].to_dict()
-    strong = predict_ct_win(result.model, {**base, "ct_alive": 5, "t_alive": 1, "ct_health": 500, "t_health": 100})
-    weak = predict_ct_win(result.model, {**base, "ct_alive": 1, "t_alive": 5, "ct_health": 100, "t_health": 500})
-    assert strong > 0.8 > 0.2 > weak
-
-
-def test_winprob_command_answers_for_a_state_and_names_bad_input(tmp_path):
-    from typer.testing import CliRunner
-
-    from chimera.cli import app
-    from chimera.io import save_joblib
-    from chimera.schema import example_analysis
-
-    model = tmp_path / "winprob.joblib"
-    save_joblib(train_winprob(_synthetic_snapshots(), kinds=("logreg",), n_splits=3).model, model)
-    run = CliRunner().invoke
-    strong = run(app, ["winprob", "--ct-alive", "5", "--t-alive", "1", "--model", str(model)])
-    weak = run(app, ["winprob", "--ct-alive", "1", "--t-alive", "5", "--model", str(model)])
-    assert strong.exit_code == 0 and "5v1" in strong.output
-    p = lambda out: float(out.split("P(CT wins) = ")[1].split()[0])  # noqa: E731
-    assert p(strong.output) > 0.8 > 0.2 > p(weak.output)
-    state = tmp_path / "state.json"
-    state.write_text(example_analysis().model_dump_json())
-    assert "4v4" in run(app, ["winprob", "--state", str(state), "--model", str(model)]).output
-    state.write_text("{nope")
-    bad = run(app, ["winprob", "--state", str(state), "--model", str(model)])
-    assert bad.exit_code == 1 and "state.json" in bad.output
-    missing = run(app, ["winprob", "--model", str(tmp_path / "none.joblib")])
-    assert missing.exit_code == 1 and "dvc repro winprob" in missing.output
 
 
 def test_strategy_examples_are_grounded_and_split_by_match():

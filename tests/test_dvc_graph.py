@@ -39,4 +39,4 @@ def test_reads_are_derived_from_code():
     assert params_read(tree) == {"infer.batch_size", "seed", "model.max_pixels", "sft.runs.*"}
     reads = script_reads(ROOT / "stages" / "evaluate.py")
     assert "chimera/evaluation/metrics.py" in reads.code and "chimera/schema.py" in reads.code  # transitive
-    assert "models/winprob.joblib" in reads.paths
+    assert "models/winprob_screen.joblib" in reads.paths

@@ -16,6 +16,8 @@ from chimera.schema import weapon_kind
 
 ROUND_TIME_S = 115.0  # CS2 competitive round time after freeze end
 BOMB_TIME_S = 40.0    # C4 timer after the plant
+DEFUSE_S = {True: 5.0, False: 10.0}  # defuse time with / without a kit
+RUN_SPEED = 250.0     # units per second, knife out: how long the nearest CT needs to reach the bomb
 MOMENTS = ("pre_round", "first_contact", "post_plant", "sampled")
 
 
@@ -56,7 +58,32 @@ def _team_state(players: pd.DataFrame, side: str) -> dict:
         f"{prefix}_utility": sorted(utility),
         f"{prefix}_utility_count": len(utility),
         f"{prefix}_kits": int(alive.has_kit.sum()),
+        # per-player facts the team totals hide
+        f"{prefix}_hp50": int((alive.health > 50).sum()),
+        f"{prefix}_awps": int(sum(w == "AWP" for w in primaries)),
+        # each alive player's own HUD (health, armor, money, primary): the screenshot-view model's viewpoints
+        f"{prefix}_player_health": [int(v) for v in alive.health],
+        f"{prefix}_player_armor": [int(v) for v in alive.armor],
+        f"{prefix}_player_money": [int(v) for v in alive.money],
+        f"{prefix}_player_weapon": [w if isinstance(w, str) else "" for w in alive.weapon_primary],
     }
+
+
+def _plant_geometry(tables: MatchTables, rf: pd.DataFrame, plant_tick: int, players: pd.DataFrame,
+                    time_left: float) -> dict:
+    """Distance of the nearest alive CT to the planted bomb and whether a defuse still fits in the time left.
+
+    The bomb lies where its carrier stood at the plant: no map data needed."""
+    before = rf[(rf.tick <= plant_tick) & rf.has_bomb.astype(bool)]
+    cts = players[(players.side == "CT") & players.alive]
+    if not len(before) or not len(cts):
+        return {"ct_bomb_dist": np.nan, "defuse_margin_s": np.nan}
+    bomb = before[before.tick == before.tick.max()].iloc[0]
+    dist = np.sqrt((cts.x - bomb.x) ** 2 + (cts.y - bomb.y) ** 2 + (cts.z - bomb.z) ** 2)
+    nearest = int(np.argmin(dist.to_numpy()))
+    kit = bool(cts.has_kit.iloc[nearest]) or bool(cts.has_kit.any())
+    return {"ct_bomb_dist": float(dist.iloc[nearest]),
+            "defuse_margin_s": float(time_left - dist.iloc[nearest] / RUN_SPEED - DEFUSE_S[kit])}
 
 
 def _bomb_state(tables: MatchTables, n: int, tick: int, players: pd.DataFrame) -> tuple[str, str | None]:
@@ -82,6 +109,9 @@ def build_snapshots(tables: MatchTables, sample_every_s: float | None = 20.0) ->
             continue
         ticks = np.sort(rf.tick.unique())
         plant_tick = None
+        live = rf[rf.tick >= r.freeze_end_tick]
+        deaths = live[~live.alive.astype(bool)].tick
+        first_death = int(deaths.min()) if len(deaths) else None
         for moment, tick in moment_ticks(tables, r, sample_every_s):
             # the last recorded frame at or before the moment (8 Hz: within 1/8 s)
             at = ticks[ticks <= tick]
@@ -95,8 +125,15 @@ def build_snapshots(tables: MatchTables, sample_every_s: float | None = 20.0) ->
                                           & (tables.bombs.event == "planted")].tick.min()
             elapsed = (tick - r.freeze_end_tick) / TICKRATE
             time_left = (BOMB_TIME_S - (tick - plant_tick) / TICKRATE) if bomb == "planted" else ROUND_TIME_S - elapsed
+            time_left = max(float(time_left), 0.0)
+            geometry = (_plant_geometry(tables, rf, plant_tick, players, time_left) if bomb == "planted"
+                        else {"ct_bomb_dist": np.nan, "defuse_margin_s": np.nan})
+            killed = first_death is not None and first_death <= frame_tick
             row = {"match_id": tables.match_id, "map_name": tables.map_name, "round_num": int(r.round_num),
-                   "moment": moment, "tick": int(tick), "time_left_s": round(float(max(time_left, 0.0)), 2),
+                   "moment": moment, "tick": int(tick), "time_left_s": round(time_left, 2),
+                   "elapsed_s": round(max(elapsed, 0.0), 2),
+                   "since_first_kill_s": round((frame_tick - first_death) / TICKRATE, 2) if killed else np.nan,
+                   **geometry,
                    "ct_score": int(r.ct_score_before), "t_score": int(r.t_score_before),
                    "bomb_status": bomb, "bomb_site": site,
                    **_team_state(players, "CT"), **_team_state(players, "T"),

@@ -139,6 +139,46 @@ def perception_lines(summary: dict | None) -> list[str]:
     return lines
 
 
+def _range(ci) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def winprob_lines(w: dict | None) -> list[str]:
+    """The win-probability models from metrics/winprob.json: nested CV, outer folds only, beside their baselines."""
+    if not w:
+        return []
+    team, screen = w["team"], w["screenshot"]
+    ci = team["intervals"]
+    lines = ["", f"Win probability (nested cross-validation grouped by match: {w['matches']} matches, "
+             f"{w['snapshots']} snapshots, {w['outer_folds']} outer folds; model kind, features and calibration "
+             "chosen inside each outer-train part; 95% intervals by resampling whole matches):", "",
+             "| view | model | log loss | ROC AUC | Brier | ECE | log loss minus plain [95%] |", "|---|---|---|---|---|---|---|"]
+    for view, m, plain_name in (("team", team, "plain logreg, 8 features"),
+                                ("screenshot", screen, "plain logreg, alive counts + bomb + timer")):
+        diff = m["intervals"]["minus_plain_logreg"]["chosen"]["log_loss"]
+        for name, label, d in (("chosen", f"nested-selected ({m['final']['candidate']} on all data)", _range(diff)),
+                               ("plain_logreg", plain_name, "-"), ("base_rate", "base rate", "-")):
+            s = m[name]
+            lines.append(f"| {view} | {label} | {s['log_loss']:.3f} {_range(m['intervals']['models'][name]['log_loss'])} | "
+                         f"{s['roc_auc']:.3f} | {s['brier']:.3f} | {s['ece']:.3f} | {d} |")
+    buy = team["per_moment"].get("buy_time", {})
+    lines += ["", "Per moment (team view, out of fold; buy time = the buy-time model on freeze-end rows, knowing only "
+              "money + equipment and the score):", "", "| moment | n | chosen log loss | plain log loss | chosen AUC | "
+              "chosen ECE |", "|---|---|---|---|---|---|"]
+    for moment, m in team["per_moment"].items():
+        plain = m.get("plain_logreg", {})
+        lines.append(f"| {moment} | {m['chosen']['n']} | {m['chosen']['log_loss']:.3f} | "
+                     f"{plain.get('log_loss', float('nan')):.3f} | {m['chosen']['roc_auc']:.3f} | {m['chosen']['ece']:.3f} |")
+    met = {k: v[1] for k, v in w["targets"].items()}
+    lines += ["", "Targets (issue 17): " + ", ".join(f"{k} {w['targets'][k][0]}: {'met' if v else 'not met'}"
+                                                    for k, v in met.items())
+              + (f"; the buy-time ECE is {buy['chosen']['ece']:.3f}." if buy else ".")]
+    if not w.get("beats_plain_logreg"):
+        lines.append("The nested selection does not beat the plain 8-feature logistic regression on these matches: "
+                     f"it chose {', '.join(sorted(set(f['chosen'] for f in team['chosen_per_fold'])))} in the outer folds.")
+    return lines
+
+
 def markdown(report: dict) -> str:
     """The verdict, then the table of baselines and models, numeric HUD fields, and paired differences."""
     lines = [verdict_line(report), "",
@@ -163,6 +203,10 @@ def markdown(report: dict) -> str:
     for name, m in report["rows"].items():
         lines.append(f"| {name} | " + " | ".join(_pct(m["fields"][f]) for f in OCR_FIELDS) + " |")
     lines += perception_lines(report.get("perception"))
+    lines += winprob_lines(report.get("winprob"))
+    lines += ["", "Every frame beside its label and each model's answer, disagreements highlighted, worst first on "
+              "request: [reports/review.html](../reports/review.html) (the `review` stage; serve the repository root "
+              "with `python -m http.server` and open /reports/review.html)."]
     free = {n: m["unconstrained"] for n, m in report["rows"].items() if m.get("unconstrained")}
     if free:
         lines += ["", "Constrained decoding (the rows above) against the same models decoding freely: a model's own JSON "

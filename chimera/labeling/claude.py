@@ -95,7 +95,21 @@ def image_tokens(size: tuple[int, int]) -> int:
     return round(size[0] * size[1] * TOKENS_PER_PIXEL)
 
 
-def request_params(config: ClaudeConfig, png: bytes) -> dict[str, Any]:
+# Commentary is context, never the answer: the labeler is told so, and the lines are quoted as data
+COMMENTARY_PREAMBLE = ("Commentary from the video's subtitles around this frame, quoted below. It may be wrong, late, "
+                       "or about another moment: use it only as a hint about what to look for. Every field comes from "
+                       "what the image shows; where the image does not show it, answer null even if the commentary "
+                       "says it.")
+
+
+def commentary_block(lines: list[str]) -> str:
+    quoted = "\n".join(json.dumps(line, ensure_ascii=False) for line in lines)
+    return f"{COMMENTARY_PREAMBLE}\n<commentary>\n{quoted}\n</commentary>"
+
+
+def request_params(config: ClaudeConfig, png: bytes, context: list[str] | None = None) -> dict[str, Any]:
+    texts = ([{"type": "text", "text": commentary_block(context)}] if context else []) + [
+        {"type": "text", "text": USER_PROMPT}]
     return {
         "model": config.model,
         "max_tokens": config.max_tokens,
@@ -105,7 +119,7 @@ def request_params(config: ClaudeConfig, png: bytes) -> dict[str, Any]:
         "messages": [{"role": "user", "content": [
             {"type": "image", "source": {"type": "base64", "media_type": "image/png",
                                          "data": base64.standard_b64encode(png).decode()}},
-            {"type": "text", "text": USER_PROMPT}]}],
+            *texts]}],
     }
 
 
@@ -166,49 +180,56 @@ class ClaudeLabeler:
             self._client = make_client(self.config)
         return self._client
 
-    def cache_path(self, image_sha: str) -> Path:
-        key = hashlib.sha256(f"{image_sha}:{PROMPT_HASH}:{self.config.model}".encode()).hexdigest()
-        return self.cache_dir / f"{key}.json"
+    def cache_path(self, image_sha: str, context: list[str] | None = None) -> Path:
+        key = f"{image_sha}:{PROMPT_HASH}:{self.config.model}"
+        if context:  # the same image with other commentary is another request
+            key += ":" + hashlib.sha256(json.dumps(context).encode()).hexdigest()
+        return self.cache_dir / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
 
-    def _cached(self, image_sha: str) -> dict | None:
+    def _cached(self, image_sha: str, context: list[str] | None = None) -> dict | None:
         if self.cache_dir is None:
             return None
-        path = self.cache_path(image_sha)
+        path = self.cache_path(image_sha, context)
         return {**read_json(path), "from_cache": True} if path.exists() else None
 
-    def _store(self, image_sha: str, record: dict) -> None:
+    def _store(self, image_sha: str, record: dict, context: list[str] | None = None) -> None:
         if self.cache_dir is not None and record.get("analysis") is not None:
-            write_json(self.cache_path(image_sha), record)
+            write_json(self.cache_path(image_sha, context), record)
 
-    def label_one(self, image_id: str, data: bytes) -> dict:
+    def label_one(self, image_id: str, data: bytes, context: list[str] | None = None) -> dict:
+        """One label; `context`: transcript lines around the frame, passed as commentary that may be wrong."""
         image_sha = sha256_bytes(data)
-        cached = self._cached(image_sha)
+        cached = self._cached(image_sha, context)
         if cached:
             return cached
         png, size = prepare_image(data, self.config.max_long_edge, self.config.max_megapixels)
         start = time.perf_counter()
-        message = self.client.messages.create(**request_params(self.config, png))
+        message = self.client.messages.create(**request_params(self.config, png, context))
         record = record_from_message(message, image_id, self.config)
         record.update(latency_s=round(time.perf_counter() - start, 3), image_size=list(size),
                       image_tokens_estimate=image_tokens(size))
-        self._store(image_sha, record)
+        if context:
+            record["context"] = context
+        self._store(image_sha, record, context)
         return record
 
-    def label_many(self, items: list[tuple[str, bytes]], progress: Callable | None = None) -> LabelRun:
-        """Interactive mode: concurrent requests, each saved as soon as it finishes."""
+    def label_many(self, items: list[tuple], progress: Callable | None = None) -> LabelRun:
+        """Interactive mode: concurrent requests, each saved as soon as it finishes. Items are (id, bytes) or
+        (id, bytes, transcript lines)."""
         import anthropic
 
         run = LabelRun()
         todo = []
-        for image_id, data in items:
-            cached = self._cached(sha256_bytes(data))
+        for item in items:
+            image_id, data, context = (*item, None)[:3]
+            cached = self._cached(sha256_bytes(data), context)
             if cached:
                 run.records.append(cached)
                 run.cached += 1
             else:
-                todo.append((image_id, data))
+                todo.append((image_id, data, context))
         with ThreadPoolExecutor(max_workers=max(1, self.config.max_concurrency)) as pool:
-            futures = {pool.submit(self.label_one, image_id, data): image_id for image_id, data in todo}
+            futures = {pool.submit(self.label_one, image_id, data, context): image_id for image_id, data, context in todo}
             for future in as_completed(futures):
                 image_id = futures[future]
                 run.requested += 1
@@ -232,17 +253,20 @@ class ClaudeLabeler:
     def _batch_state_path(self) -> Path:
         return self.cache_dir / "batch_in_flight.json"
 
-    def label_batch(self, items: list[tuple[str, bytes]], sleep: Callable[[float], None] = time.sleep) -> LabelRun:
-        """Batch mode: submit uncached items, poll until ended, collect. Resumes a batch still in flight."""
+    def label_batch(self, items: list[tuple], sleep: Callable[[float], None] = time.sleep) -> LabelRun:
+        """Batch mode: submit uncached items, poll until ended, collect. Resumes a batch still in flight. Items are
+        (id, bytes) or (id, bytes, transcript lines)."""
         run = LabelRun()
-        by_id, todo = {}, []
-        for image_id, data in items:
-            cached = self._cached(sha256_bytes(data))
+        by_id, todo, context_of = {}, [], {}
+        for item in items:
+            image_id, data, context = (*item, None)[:3]
+            cached = self._cached(sha256_bytes(data), context)
             if cached:
                 run.records.append(cached)
                 run.cached += 1
             else:
                 by_id[image_id] = sha256_bytes(data)
+                context_of[image_id] = context
                 todo.append((image_id, data))
         if not todo:
             return run
@@ -254,7 +278,8 @@ class ClaudeLabeler:
             requests = []
             for image_id, data in todo:
                 png, _ = prepare_image(data, self.config.max_long_edge, self.config.max_megapixels)
-                requests.append({"custom_id": image_id[:64], "params": request_params(self.config, png)})
+                requests.append({"custom_id": image_id[:64],
+                                 "params": request_params(self.config, png, context_of[image_id])})
             batch = self.client.messages.batches.create(requests=requests)
             batch_id = batch.id
             run.requested += 1
@@ -274,7 +299,7 @@ class ClaudeLabeler:
             if record["analysis"] is None:
                 run.failures.append({"id": image_id, "error": "; ".join(record["errors"])})
                 continue
-            self._store(by_id[image_id], record)
+            self._store(by_id[image_id], record, context_of.get(image_id))
             run.records.append(record)
         state_path.unlink(missing_ok=True)
         return run

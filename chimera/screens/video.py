@@ -19,27 +19,68 @@ class VideoError(RuntimeError):
     """A video that cannot be fetched or decoded; the message names the URL or file."""
 
 
-def download_video(url: str, folder: Path, max_height: int = 1080, timeout_s: float = 20.0,
-                   allow_file_urls: bool = False) -> Path:
-    """Fetch one video with yt-dlp. Unreachable, private or removed videos raise VideoError (never hang)."""
-    import yt_dlp
-
-    folder.mkdir(parents=True, exist_ok=True)
+def download_options(folder: Path, max_height: int = 1080, timeout_s: float = 20.0, allow_file_urls: bool = False,
+                     subtitles: bool = False, subtitle_langs: tuple[str, ...] = ("en", "en-.*")) -> dict:
+    """yt-dlp options: <= max_height, bounded retries; with `subtitles`, the manual subtitles in those languages,
+    else the automatic captions (yt-dlp prefers manual ones when both are asked for), as WebVTT where offered."""
     options = {
         "format": f"bv*[height<={max_height}][ext=mp4]/b[height<={max_height}]/bv*[height<={max_height}]/b",
         "outtmpl": str(folder / "%(id)s.%(ext)s"), "noplaylist": True, "quiet": True, "no_warnings": True,
         "socket_timeout": timeout_s, "retries": 1, "fragment_retries": 1, "noprogress": True,
         "enable_file_urls": allow_file_urls,
     }
+    if subtitles:
+        options.update(writesubtitles=True, writeautomaticsub=True, subtitleslangs=list(subtitle_langs),
+                       subtitlesformat="vtt/srt/best")
+    return options
+
+
+def download_video(url: str, folder: Path, max_height: int = 1080, timeout_s: float = 20.0,
+                   allow_file_urls: bool = False) -> Path:
+    """Fetch one video with yt-dlp. Unreachable, private or removed videos raise VideoError (never hang)."""
+    return download_with_subtitles(url, folder, max_height, timeout_s, allow_file_urls, subtitles=False)[0]
+
+
+def download_with_subtitles(url: str, folder: Path, max_height: int = 1080, timeout_s: float = 20.0,
+                            allow_file_urls: bool = False, subtitles: bool = True) -> tuple[Path, Path | None]:
+    """(video, subtitle file or None when the video has none in the languages asked)."""
+    import yt_dlp
+
+    folder.mkdir(parents=True, exist_ok=True)
     try:
-        with yt_dlp.YoutubeDL(options) as ydl:
+        with yt_dlp.YoutubeDL(download_options(folder, max_height, timeout_s, allow_file_urls, subtitles)) as ydl:
             info = ydl.extract_info(url, download=True)
             path = Path(ydl.prepare_filename(info))
     except yt_dlp.utils.YoutubeDLError as exc:
         raise VideoError(f"{url}: download failed: {str(exc).replace('ERROR: ', '')}") from None
     if not path.exists():
         raise VideoError(f"{url}: yt-dlp reported success but {path} is missing")
-    return path
+    subs = [Path(s["filepath"]) for s in (info.get("requested_subtitles") or {}).values() if s.get("filepath")]
+    return path, next((s for s in subs if s.exists()), None)
+
+
+def subtitle_beside(video: Path) -> Path | None:
+    """A local video's subtitles: VIDEO.vtt / VIDEO.srt, or VIDEO.<lang>.vtt as yt-dlp names them."""
+    for pattern in (f"{video.stem}.vtt", f"{video.stem}.srt", f"{video.stem}.*.vtt", f"{video.stem}.*.srt"):
+        found = sorted(video.parent.glob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
+def frames_at(path: Path, times: list[float]) -> list[tuple[float, Image.Image]]:
+    """For each of the sorted, distinct `times`: the first decoded frame at or after it (one pass over the video).
+    Times past the end get nothing, so the answer may be shorter than the question, never misaligned."""
+    wanted = sorted(set(times))
+    out: list[tuple[float, Image.Image]] = []
+    k = 0
+    for t, image in iter_frames(path, 0.0):
+        while k < len(wanted) and t + 1e-6 >= wanted[k]:
+            out.append((t, image))
+            k += 1
+        if k == len(wanted):
+            break
+    return out
 
 
 def dhash(image: Image.Image, size: int = 8) -> int:
@@ -79,6 +120,8 @@ def iter_frames(path: Path, interval_s: float) -> Iterator[tuple[float, Image.Im
                 t = float(frame.pts * stream.time_base)
                 if t + 1e-6 >= next_t:
                     yield round(t, 3), frame.to_image()
+                    if interval_s <= 0:  # every frame
+                        continue
                     next_t += interval_s
                     while next_t <= t:
                         next_t += interval_s

@@ -1,0 +1,97 @@
+"""`chimera export`: the tiny model leaves the pipeline and comes back through the same loader with identical
+answers; its card carries the metrics the evaluation computed for it; GGUF and Hub upload fail clearly when absent."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from chimera.cli import app
+from chimera.evaluation.metrics import evaluate, frame_rows
+from chimera.evaluation.report import build_report
+from chimera.export import LLAMA_CPP_HELP, ExportError, convert_gguf, export_model, lineage_of, push_to_hub
+from chimera.labeling.truth import truth_label
+from chimera.screens.hud import Style, extras_dict, png_bytes, render_frame, sample_state
+from chimera.vlm.backends import LocalBackend
+from chimera.vlm.models import ModelConfig, build_tiny_model, load_model
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+def frames(folder, n=3):
+    out, labels = [], {}
+    for seed in range(n):
+        state, extras = sample_state(random.Random(100 + seed))
+        image, _ = render_frame(state, extras, Style(width=320, height=180, seed=seed))
+        path = folder / f"f{seed}.png"
+        path.write_bytes(png_bytes(image))
+        out.append((f"f{seed}", str(path)))
+        labels[f"f{seed}"] = truth_label(f"f{seed}", state.model_dump_json(), extras_dict(extras))
+    return out, labels
+
+
+def answers(model_dir, images):
+    model, processor = load_model(ModelConfig(name=str(model_dir)))
+    backend = LocalBackend(model, processor, "t", batch_size=2, max_new_tokens=24, constrained=False)
+    return backend.analyze(images)
+
+
+def test_export_round_trips_through_the_pipelines_loader_with_identical_answers(tiny, tmp_path):
+    import torch
+
+    images, _ = frames(tmp_path)
+    out = export_model(tiny, tmp_path / "export")
+    assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
+    before, after = answers(tiny, images), answers(out, images)
+    assert [p.raw_text for p in after] == [p.raw_text for p in before]
+    a, _ = load_model(ModelConfig(name=str(tiny)))
+    b, _ = load_model(ModelConfig(name=str(out)))
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), name
+
+
+def test_model_card_carries_the_metrics_the_evaluation_computed(tiny, tmp_path, monkeypatch):
+    images, labels = frames(tmp_path)
+    predictions = {p.id: p.record("tiny") for p in answers(tiny, images)}
+    summary, scores = evaluate(predictions, labels)
+    table = pd.DataFrame(frame_rows(scores)).set_index("id")
+    report = build_report({"tiny": summary}, {"tiny": table}, [])
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["export", str(tiny), "--out", str(tmp_path / "exp"), "--report",
+                                      str(tmp_path / "report.json")])
+    assert result.exit_code == 0, result.output
+    card = (tmp_path / "exp" / "README.md").read_text()
+    va = report["rows"]["tiny"]["value_accuracy"]
+    assert f"{100 * va['value']:.1f}%" in card and f"{100 * va['ci95'][0]:.1f}%" in card
+    assert f"{len(images)} frames" in card and "git revision" in card and "Intended use" in card
+
+
+def test_lineage_names_the_run_that_made_the_model(tmp_path):
+    params = {"seed": 0, "model": {"name": "tiny"},
+              "infer": {"models": {"D_pretrain_sft20": {"path": str(tmp_path / "d")}, "A_zeroshot": {"path": "x"}}},
+              "sft": {"runs": {"D_pretrain_sft20": {"shots": 20, "base": "models/pretrain_strategy/final_model"}}}}
+    name, lineage = lineage_of(str(tmp_path / "d"), params)
+    assert name == "D_pretrain_sft20" and lineage["shots"] == 20 and lineage["arm"] == "strategy-pretrained"
+    assert lineage_of("elsewhere", params)[1]["note"].startswith("not a model")
+
+
+def test_gguf_and_push_fail_clearly_when_unavailable(tiny, tmp_path, monkeypatch):
+    monkeypatch.delenv("LLAMA_CPP_DIR", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no convert_hf_to_gguf.py anywhere
+    with pytest.raises(ExportError) as err:
+        convert_gguf(tiny, "q4_k_m")
+    assert str(err.value) == LLAMA_CPP_HELP and "LLAMA_CPP_DIR" in str(err.value)
+    with pytest.raises(ExportError, match="not a known type"):
+        convert_gguf(tiny, "q3_weird")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens: an offline machine, answered at once
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    with pytest.raises(ExportError, match="could not reach the Hub|the Hub refused"):
+        push_to_hub(tiny, "someone/chimera-test")
