@@ -59,7 +59,9 @@ def lineage_of(model_dir: str, p: dict) -> tuple[str, dict]:
         if Path(spec["path"]).resolve() == resolved:
             run = (p.get("sft", {}).get("runs") or {}).get(name)
             if run:
-                arm = "strategy-pretrained" if "pretrain_strategy" in run["base"] else "vision-only"
+                arm = ("strategy-pretrained" if "pretrain_strategy" in run["base"] else
+                       "control (pretrained on shuffled strategy targets)" if "pretrain_control" in run["base"]
+                       else "vision-only")
                 return name, {"base": run["base"], "shots": run["shots"], "arm": arm, "seed": p.get("seed"),
                               "base model": p.get("model", {}).get("name")}
             if name.startswith("E"):

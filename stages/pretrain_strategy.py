@@ -1,24 +1,41 @@
 """Stage pretrain_strategy: text-only LoRA SFT of the language backbone on the demo strategy dataset; its
-val split (whole matches held out) gives the val loss."""
+val split (whole matches held out) gives the val loss.
+
+`python stages/pretrain_strategy.py control` is the control arm (stage pretrain_control): the same prompts, the
+same steps, the targets shuffled across the training examples with the seed: as many tokens of the same kind, no
+game knowledge. Its val loss is taken on the real (unshuffled) val targets, so it shows what the control did not
+learn. "C beats B" and "C beats the control" together say the game knowledge helped, not extra training alone.
+"""
 
 from _common import log, params
 
-from chimera.demos.strategy_dataset import STRATEGY_SYSTEM_PROMPT
+import sys
+from pathlib import Path
+
+from chimera.demos.strategy_dataset import STRATEGY_SYSTEM_PROMPT, control_targets
 from chimera.io import CHECKPOINT_CACHE, read_parquet, write_json
 from chimera.training.settings import lora_settings, model_settings
 from chimera.training.sft import SFTRunConfig, text_dataset, train
 
 p, seed, model = params("pretrain_strategy"), params()["seed"], params("model")
+arm = sys.argv[1] if len(sys.argv) > 1 else "strategy"
+if arm not in ("strategy", "control"):
+    raise SystemExit(f"pretrain_strategy: unknown arm {arm!r} (strategy | control)")
+out = p["out"] if arm == "strategy" else p["control_out"]
+name = Path(out).name  # pretrain_strategy | pretrain_control: its curve and metrics are named after it
 rows = read_parquet("data/processed/strategy/train.parquet").sample(frac=1.0, random_state=seed).head(p["max_examples"])
 val = read_parquet("data/processed/strategy/val.parquet").sample(frac=1.0, random_state=seed).head(p["max_val_examples"])
-dataset = text_dataset(list(zip(rows.prompt, rows.completion)), STRATEGY_SYSTEM_PROMPT)
+completions = rows.completion.tolist()
+if arm == "control":  # each prompt gets another example's target: same text, no link to the state
+    completions = control_targets(completions, seed)
+dataset = text_dataset(list(zip(rows.prompt, completions)), STRATEGY_SYSTEM_PROMPT)
 val_dataset = text_dataset(list(zip(val.prompt, val.completion)), STRATEGY_SYSTEM_PROMPT)
 cfg = SFTRunConfig(base_model=params("perception")["out"],  # the perceiving base (a redirect to the hub model on the 8B path)
-                   output_dir="models/pretrain_strategy", max_steps=p["max_steps"], learning_rate=p["learning_rate"],
-                   per_device_train_batch_size=p["batch_size"], seed=seed, dvclive_dir="dvclive/pretrain_strategy",
-                   eval_steps=p["eval_steps"], checkpoint_dir=str(CHECKPOINT_CACHE / "pretrain_strategy"),
+                   output_dir=out, max_steps=p["max_steps"], learning_rate=p["learning_rate"],
+                   per_device_train_batch_size=p["batch_size"], seed=seed, dvclive_dir=f"dvclive/{name}",
+                   eval_steps=p["eval_steps"], checkpoint_dir=str(CHECKPOINT_CACHE / name),
                    **lora_settings(params("train")), **model_settings(model))
 summary = train(cfg, dataset, eval_dataset=val_dataset)
-write_json("metrics/pretrain_strategy.json", {k: v for k, v in summary.items() if k != "config"})
-log("pretrain_strategy").info("%d steps, loss %.3f -> %.3f, val loss %s -> %s", summary["steps"], summary["first_loss"],
+write_json(f"metrics/{name}.json", {"arm": arm, **{k: v for k, v in summary.items() if k != "config"}})
+log(name).info("%d steps, loss %.3f -> %.3f, val loss %s -> %s", summary["steps"], summary["first_loss"],
                               summary["final_loss"], summary["first_val_loss"], summary["final_val_loss"])

@@ -12,7 +12,7 @@ from chimera.evaluation.metrics import DEFAULT_TOLERANCES, frame_value_accuracy,
 from chimera.screens.hud import sample_state
 from chimera.training.perception import pool_rng
 from chimera.evaluation.plots import comparison_plot
-from chimera.evaluation.report import build_report, markdown
+from chimera.evaluation.report import build_report, markdown, research_answers
 from chimera.io import atomic_write_text, read_json, write_json
 
 
@@ -40,6 +40,7 @@ perception = read_json("metrics/perception.json")  # the base's reading, without
 report["perception"] = {k: v for k, v in perception.items() if k not in ("curve", "render_seconds", "train_seconds")}
 if not perception.get("skipped"):  # its trivial baseline on the same held-out frames: the pool labels' constant
     report["perception"]["constant"] = constant_reading(params()["seed"], perception["frames"], perception["n_held_out"])
+report["research"] = research_answers(frames, params("report")["noninferiority_margin"], params()["seed"])
 report["winprob"] = read_json("metrics/winprob.json")
 write_json("metrics/report.json", report)
 atomic_write_text("metrics/report.md", markdown(report))

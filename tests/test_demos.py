@@ -154,3 +154,17 @@ def test_xvx_table_with_wilson_intervals(inferno):
     assert lo < 0.5 < hi and round(lo, 3) == 0.237 and round(hi, 3) == 0.763
     for row in table.values():
         assert row["ci95_low"] <= row["ct_win_rate"] <= row["ci95_high"]
+
+
+def test_control_targets_keep_the_text_and_break_the_pairing():
+    from collections import Counter
+
+    from chimera.demos.strategy_dataset import control_targets
+
+    completions = [f"target {i % 7}" for i in range(50)]
+    moved = control_targets(completions, seed=0)
+    assert Counter(moved) == Counter(completions)  # the same text, token for token
+    assert sum(a == b for a, b in zip(moved, completions)) < 15  # pairs broken (equal texts may land home by chance)
+    unique = [f"t{i}" for i in range(30)]
+    assert all(a != b for a, b in zip(control_targets(unique, 1), unique))  # a derangement
+    assert control_targets(unique, 1) == control_targets(unique, 1) != control_targets(unique, 2)

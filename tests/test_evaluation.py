@@ -281,3 +281,26 @@ def test_a_repaired_answer_is_scored_but_not_schema_compliant():
     summary, _ = evaluate({"a": record}, {"a": rec("a")})
     assert summary["schema_compliance"]["value"] == 0.0
     assert summary["fields"]["player_money"]["hit"] == 1 and summary["fields"]["player_health"]["missed_null"] == 1
+
+
+def test_research_answers_c_over_b_and_d_non_inferiority_from_per_frame_tables():
+    import numpy as np
+    import pandas as pd
+
+    from chimera.evaluation.report import research_answers
+
+    rng = np.random.default_rng(0)
+    ids = [f"f{i}" for i in range(200)]
+    base = rng.uniform(0.3, 0.6, size=200)
+    table = lambda shift: pd.DataFrame({"value_accuracy": base + shift}, index=ids)  # noqa: E731
+    frames = {"B_sft100": table(0.0), "C_pretrain_sft100": table(0.10), "D_pretrain_sft20": table(-0.01),
+              "C_control_sft100": table(0.10)}
+    r = research_answers(frames, margin=0.05)
+    assert r["C_vs_B"]["answer"] == "C > B" and r["C_vs_B"]["delta"] == pytest.approx(0.10)
+    assert r["D_vs_B"]["answer"].startswith("D is non-inferior")
+    assert r["C_vs_control"]["answer"].startswith("C = control")  # extra training alone explains it here
+    frames["D_pretrain_sft20"] = table(-0.08)
+    assert research_answers(frames, margin=0.05)["D_vs_B"]["answer"].startswith("D is not shown non-inferior")
+    text = "\n".join(__import__("chimera.evaluation.report", fromlist=["research_lines"]).research_lines(r))
+    assert "same rule strategist" in text and "+10.0 pts" in text
+    assert research_answers({"B_sft100": table(0)}, 0.05) == {}

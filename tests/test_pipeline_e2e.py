@@ -31,6 +31,10 @@ SMALL_PARAMS = {
     # models this barely trained fill every string to the decoding schema's bound when constrained (minutes per
     # model): the pipeline runs unconstrained here; tests/test_constrained.py runs the decoder on the tiny model
     ("infer", "constrained"): False,
+    # the nested win-probability selection, shrunk: the stage's path runs, not its 90 s of fits
+    ("winprob", "feature_sets"): ["plain", "player"], ("winprob", "models"): ["logreg"],
+    ("winprob", "calibrations"): ["none"], ("winprob", "logreg_C"): [1.0], ("winprob", "outer_folds"): 3,
+    ("winprob", "inner_folds"): 2, ("winprob", "bootstrap"): 50,
 }
 
 
@@ -76,8 +80,14 @@ def test_dvc_repro_runs_every_stage_offline_and_a_second_repro_is_a_noop(tmp_pat
     run(*dvc, "repro")
 
     report = json.loads((repo / "metrics" / "report.json").read_text())
-    models = {"A_zeroshot", "B_sft100", "C_pretrain_sft100", "D_pretrain_sft20", "E_grpo"}
+    models = set(yaml.safe_load((repo / "params.yaml").read_text())["infer"]["models"])
+    assert models >= {"A_zeroshot", "B_sft100", "C_pretrain_sft100", "D_pretrain_sft20", "E_grpo", "C_control_sft100"}
     assert set(report["rows"]) == models | {"constant", "ocr", "hybrid"}
+    assert report["research"]["C_vs_control"]["n"] == 8 and "margin" in report["research"]["D_vs_B"]
+    review = (repo / "reports" / "review.html").read_text()
+    assert "Content-Security-Policy" in review and all(f'"{m}"' in review for m in models)
+    export = json.loads((repo / "metrics" / "export.json").read_text())
+    assert export["model"] in models and (repo / "models" / "export" / "README.md").exists()
     assert all(m["n_frames"] == 8 for m in report["rows"].values())
     assert all("margin_over_constant" in report["rows"][m] for m in models)
     assert set(report["models_beating_constant"]) | set(report["models_not_beating_constant"]) == models

@@ -135,3 +135,15 @@ def xvx_table(states: pd.DataFrame) -> list[dict]:
                     "ct_win_rate": round(wins / n, 4), "ci95_low": round(lo, 4), "ci95_high": round(hi, 4)})
     return out
 
+
+def control_targets(completions: list[str], seed: int) -> list[str]:
+    """The control arm's targets: the same completions, each moved to another example (a derangement where the
+    data allow), so the text, its length and its tokens are the strategy arm's, and its link to the state is gone."""
+    import random
+
+    rng = random.Random(f"control:{seed}")
+    order = list(range(len(completions)))
+    rng.shuffle(order)
+    # rotate one step along the shuffled order: no example keeps its own target (unless there is only one)
+    moved = {order[i]: order[(i + 1) % len(order)] for i in range(len(order))}
+    return [completions[moved[i]] for i in range(len(completions))]

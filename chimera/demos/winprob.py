@@ -403,8 +403,15 @@ def nested_cv(X: pd.DataFrame, y, w, groups: pd.Series, candidates, baselines: d
 
 def _report(y, moments: pd.Series, groups, preds: dict[str, np.ndarray], reference: str, cfg: WinProbConfig) -> dict:
     out = {name: score(y, p) for name, p in preds.items()}
-    out["per_moment"] = {m: {name: score(y[mask], p[mask]) for name, p in preds.items()}
-                         for m in MOMENT_NAMES if (mask := (moments == m).to_numpy()).sum() >= 10}
+    out["per_moment"] = {}
+    for m in MOMENT_NAMES:
+        mask = (moments == m).to_numpy()
+        if mask.sum() < 10:
+            continue
+        out["per_moment"][m] = {name: score(y[mask], p[mask]) for name, p in preds.items()}
+        ci = bootstrap_over_matches(y[mask], {k: v[mask] for k, v in preds.items()}, groups[mask].reset_index(drop=True),
+                                    reference, max(200, cfg.bootstrap // 5), cfg.seed)
+        out["per_moment"][m]["intervals"] = ci  # fewer resamples per moment: 200 give the 95% bounds to ~0.01
     out["intervals"] = bootstrap_over_matches(y, preds, groups, reference, cfg.bootstrap, cfg.seed)
     return out
 
@@ -430,8 +437,12 @@ def train_team_view(snaps: pd.DataFrame, cfg: WinProbConfig = WinProbConfig()) -
         tr, te = tr[fe[tr]], te[fe[te]]
         buy_oof[te] = ScaledLogit(C=BUY_C).fit(B.iloc[tr], y[tr], sample_weight=w[tr]).predict_proba(B.iloc[te])[:, 1]
         buy_base[te] = np.average(y[tr], weights=w[tr])
-    metrics["per_moment"][BUY_MOMENT] = {"chosen": score(y[fe], buy_oof[fe]), "base_rate": score(y[fe], buy_base[fe]),
-                                         "chosen_after_the_buy": score(y[fe], nested.oof[fe])}
+    metrics["per_moment"][BUY_MOMENT] = {
+        "chosen": score(y[fe], buy_oof[fe]), "base_rate": score(y[fe], buy_base[fe]),
+        "chosen_after_the_buy": score(y[fe], nested.oof[fe]),
+        "intervals": bootstrap_over_matches(y[fe], {"chosen": buy_oof[fe], "base_rate": buy_base[fe]},
+                                            groups[fe].reset_index(drop=True), "base_rate",
+                                            max(200, cfg.bootstrap // 5), cfg.seed)}
     best, losses = select(candidates, X, y, w, groups, cfg.inner_folds, cfg.calibration_folds, cfg.seed)
     metrics["final"] = {"candidate": best.name, "buy_time_model": f"logreg(C={BUY_C}) on " + ",".join(BUY),
                         "inner_log_loss": {k: round(v, 4) for k, v in sorted(losses.items(), key=lambda kv: kv[1])}}

@@ -99,6 +99,55 @@ def _delta(d: dict) -> str:
     return f"{100 * d['delta']:+.0f} pts [{100 * d['ci95'][0]:+.0f}, {100 * d['ci95'][1]:+.0f}]"
 
 
+RESEARCH = {"B": "B_sft100", "C": "C_pretrain_sft100", "D": "D_pretrain_sft20", "control": "C_control_sft100"}
+
+
+def research_answers(frames: dict[str, pd.DataFrame], margin: float, seed: int = 0) -> dict:
+    """The research plan's two questions on game_state value accuracy, paired per frame with 95% intervals:
+    is C > B, and is D no worse than B by more than `margin` (non-inferiority)? And the control: is C > the arm
+    pretrained on shuffled targets, which tells game knowledge from extra training of any kind."""
+    if not all(name in frames for name in RESEARCH.values()):
+        return {}
+    d = lambda a, b: paired_delta(frames[RESEARCH[a]][HEADLINE], frames[RESEARCH[b]][HEADLINE], seed)  # noqa: E731
+    c_b, d_b, c_ctl, ctl_b = d("C", "B"), d("D", "B"), d("C", "control"), d("control", "B")
+    lo = d_b["ci95"][0]
+    return {
+        "C_vs_B": {**c_b, "answer": {"better": "C > B", "worse": "C < B"}.get(c_b["verdict"], "C = B within the interval")},
+        "D_vs_B": {**d_b, "margin": margin,
+                   "answer": (f"D is non-inferior to B (interval lower bound {lo:+.3f} > -{margin})"
+                              if lo is not None and lo > -margin else
+                              f"D is not shown non-inferior to B (interval lower bound {lo:+.3f} <= -{margin})")},
+        "C_vs_control": {**c_ctl, "answer": {"better": "C > control: the game knowledge helped",
+                                            "worse": "C < control"}.get(c_ctl["verdict"],
+                                                                       "C = control within the interval: no sign that "
+                                                                       "game knowledge, rather than extra training, matters")},
+        "control_vs_B": ctl_b,
+        "steps": "every run takes the same number of screenshot optimizer steps (sft.max_steps), whatever its shots",
+        "caveat": ("On the embedded default the analysis labels and the strategy pretraining text come from the same "
+                   "rule strategist, so C > B there is a positive control of the transfer mechanism (text-only "
+                   "pretraining reaching image-conditioned answers), not evidence about game knowledge; the control "
+                   "arm, pretrained on the same text with shuffled targets, is what tells the two apart."),
+        "not_yet": ("single seed; the shots sweep over seeds (issue 16) is not built yet, so intervals cover frames "
+                    "only, not training randomness"),
+    }
+
+
+def research_lines(r: dict) -> list[str]:
+    if not r:
+        return []
+    pts = lambda x: "-" if x is None else f"{100 * x:+.1f}"  # noqa: E731
+    row = lambda name, q: (f"| {name} | {pts(q['delta'])} pts [{pts(q['ci95'][0])}, {pts(q['ci95'][1])}] | "  # noqa: E731
+                           f"{q['n']} | {q.get('answer', q['verdict'])} |")
+    return ["", "The research questions (game_state value accuracy, paired per frame, 95% interval; "
+            f"{r['steps']}):", "", "| question | difference | frames | answer |", "|---|---|---|---|",
+            row("is C (strategy pretraining + 100) better than B (100)?", r["C_vs_B"]),
+            row(f"is D (strategy pretraining + 20) no worse than B by more than {100 * r['D_vs_B']['margin']:.0f} "
+                "points?", r["D_vs_B"]),
+            row("is C better than the control (shuffled-target pretraining + 100)?", r["C_vs_control"]),
+            row("is the control better than B?", {**r["control_vs_B"]}),
+            "", r["caveat"], f"Not yet: {r['not_yet']}."]
+
+
 def verdict_line(report: dict) -> str:
     """The first thing a reader sees: which models beat the constant predictor, which do not."""
     below, above = report["models_not_beating_constant"], report["models_beating_constant"]
@@ -162,13 +211,16 @@ def winprob_lines(w: dict | None) -> list[str]:
             lines.append(f"| {view} | {label} | {s['log_loss']:.3f} {_range(m['intervals']['models'][name]['log_loss'])} | "
                          f"{s['roc_auc']:.3f} | {s['brier']:.3f} | {s['ece']:.3f} | {d} |")
     buy = team["per_moment"].get("buy_time", {})
-    lines += ["", "Per moment (team view, out of fold; buy time = the buy-time model on freeze-end rows, knowing only "
-              "money + equipment and the score):", "", "| moment | n | chosen log loss | plain log loss | chosen AUC | "
-              "chosen ECE |", "|---|---|---|---|---|---|"]
+    lines += ["", "Per moment (team view, out of fold, 95% intervals over matches; buy time = the buy-time model on "
+              "freeze-end rows, knowing only money + equipment and the score, against the base rate):", "",
+              "| moment | n | chosen log loss | baseline log loss (plain; buy time: base rate) | chosen AUC | chosen ECE |",
+              "|---|---|---|---|---|---|"]
     for moment, m in team["per_moment"].items():
-        plain = m.get("plain_logreg", {})
-        lines.append(f"| {moment} | {m['chosen']['n']} | {m['chosen']['log_loss']:.3f} | "
-                     f"{plain.get('log_loss', float('nan')):.3f} | {m['chosen']['roc_auc']:.3f} | {m['chosen']['ece']:.3f} |")
+        base = "plain_logreg" if "plain_logreg" in m else "base_rate"
+        ci = (m.get("intervals") or {}).get("models", {})
+        band = lambda name: f" {_range(ci[name]['log_loss'])}" if name in ci else ""  # noqa: E731
+        lines.append(f"| {moment} | {m['chosen']['n']} | {m['chosen']['log_loss']:.3f}{band('chosen')} | "
+                     f"{m[base]['log_loss']:.3f}{band(base)} | {m['chosen']['roc_auc']:.3f} | {m['chosen']['ece']:.3f} |")
     met = {k: v[1] for k, v in w["targets"].items()}
     lines += ["", "Targets (issue 17): " + ", ".join(f"{k} {w['targets'][k][0]}: {'met' if v else 'not met'}"
                                                     for k, v in met.items())
@@ -202,6 +254,7 @@ def markdown(report: dict) -> str:
               "| row | " + " | ".join(OCR_FIELDS) + " |", "|" + "---|" * (len(OCR_FIELDS) + 1)]
     for name, m in report["rows"].items():
         lines.append(f"| {name} | " + " | ".join(_pct(m["fields"][f]) for f in OCR_FIELDS) + " |")
+    lines += research_lines(report.get("research") or {})
     lines += perception_lines(report.get("perception"))
     lines += winprob_lines(report.get("winprob"))
     lines += ["", "Every frame beside its label and each model's answer, disagreements highlighted, worst first on "
