@@ -619,7 +619,7 @@ def review(
         typer.echo(f"serve it: python -m http.server 8000, then open http://localhost:8000/{page.as_posix()}")
 
 
-def _relabel(ids: list[str], flags_file: Path) -> None:
+def _relabel(ids: list[str], flags_file: Path, labeler=None) -> None:
     """Re-label flagged Claude labels now: their cache entries go, Claude answers afresh, the flags close."""
     from chimera.io import CLAUDE_CACHE, read_parquet, sha256_bytes, write_json
     from chimera.labeling.claude import ClaudeConfig, ClaudeLabeler, MissingKeyError, api_key
@@ -629,7 +629,7 @@ def _relabel(ids: list[str], flags_file: Path) -> None:
     except MissingKeyError as exc:
         _fail(str(exc))
     frames = read_parquet("data/labeled/splits.parquet").set_index("id")
-    labeler = ClaudeLabeler(ClaudeConfig(), CLAUDE_CACHE)
+    labeler = labeler or ClaudeLabeler(ClaudeConfig(), CLAUDE_CACHE)
     items = [(i, Path(frames.loc[i, "path"]).read_bytes()) for i in ids if i in frames.index]
     for _, data in items:
         labeler.cache_path(sha256_bytes(data)).unlink(missing_ok=True)

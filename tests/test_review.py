@@ -255,3 +255,41 @@ def test_review_command_on_pipeline_shaped_folders(tmp_path, monkeypatch):
     assert embedded.exit_code == 0 and "data:image/jpeg;base64," in (tmp_path / "mail.html").read_text()
     missing = run(app, ["review", "--compare", "nope"])
     assert missing.exit_code == 1 and "no predictions for 'nope'" in missing.output and "close" in missing.output
+
+
+def test_relabel_run_asks_claude_again_for_just_the_flagged_frames(tmp_path, monkeypatch):
+    """Through the real anthropic client at its transport boundary: a cached label is dropped and asked afresh."""
+    import httpx2
+    import pandas as pd
+
+    from chimera.cli import _relabel
+    from chimera.io import write_parquet
+    from chimera.labeling.claude import ClaudeConfig, ClaudeLabeler, make_client
+    from chimera.schema import example_analysis
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    frames, labels, _ = make_set(tmp_path, n=3)
+    (tmp_path / "data/labeled").mkdir(parents=True)
+    write_parquet("data/labeled/splits.parquet", pd.DataFrame([{**f, "split": "eval"} for f in frames]))
+    sent = []
+
+    def api(request):
+        sent.append(json.loads(request.content))
+        return httpx2.Response(200, json={
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-opus-5", "stop_reason": "tool_use",
+            "content": [{"type": "tool_use", "id": "tu_1", "name": "record_analysis",
+                         "input": example_analysis().model_dump(mode="json")}],
+            "usage": {"input_tokens": 10, "output_tokens": 5}})
+
+    cfg = ClaudeConfig(max_concurrency=1)
+    labeler = ClaudeLabeler(cfg, tmp_path / "cache", client=make_client(cfg, httpx2.Client(transport=httpx2.MockTransport(api))))
+    labeler.label_one("frame1", open(frames[1]["path"], "rb").read())  # the label a reviewer doubts, cached
+    assert len(sent) == 1
+    flags_file = tmp_path / "flags.json"
+    flags_file.write_text(json.dumps({"flags": [{"id": "frame1", "status": "open", "labeler": "claude"},
+                                                {"id": "frame2", "status": "open", "labeler": "truth"}]}))
+    _relabel(["frame1"], flags_file, labeler)
+    assert len(sent) == 2  # asked again, not served from the cache
+    status = {f["id"]: f["status"] for f in json.loads(flags_file.read_text())["flags"]}
+    assert status == {"frame1": "relabeled", "frame2": "open"}
