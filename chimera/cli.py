@@ -749,7 +749,8 @@ def gsi_config_cmd(
 def gsi_label_cmd(
     frames_dir: Path = typer.Argument(..., help="Screenshots (their file times are when they were taken)"),
     gsi_log: Path = typer.Argument(..., help="The JSONL log chimera serve wrote"),
-    out: Path = typer.Option(Path("data/labeled/gsi"), "--out", help="Label records (one JSON per frame)"),
+    out: Path = typer.Option(Path("data/gsi_labels"), "--out", help="Label records (one JSON per frame); the "
+                                                                    "label stage takes them before Claude"),
     tolerance_s: Optional[float] = typer.Option(None, help="Largest gap between a frame and its GSI state "
                                                            "(default: params gsi.tolerance_s)"),
     offset_s: float = typer.Option(0.0, help="Added to the file times (a clock difference between machines)"),

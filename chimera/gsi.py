@@ -154,3 +154,16 @@ def gsi_label(image_id: str, payload: dict, gap_s: float) -> dict:
     return {"id": image_id, "labeler": "gsi", "model": "gsi-v1", "prompt_hash": PROMPT_HASH,
             "analysis": Analysis(game_state=state, analysis=analysis, advice=advice).model_dump(mode="json"),
             "errors": [], "known_fields": known, "gsi_gap_s": round(gap_s, 3)}
+
+
+def gsi_labels_for(ids, folder: str | Path) -> dict[str, dict]:
+    """The GSI label records (chimera gsi-label) of these frame ids, from a folder of them; {} when none."""
+    folder = Path(folder)
+    wanted = set(ids)
+    out = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        if path.stem in wanted:
+            record = json.loads(path.read_text())
+            if record.get("labeler") == "gsi" and record.get("analysis"):
+                out[path.stem] = {k: v for k, v in record.items() if k != "path"}
+    return out

@@ -12,6 +12,7 @@ from pathlib import Path
 import joblib
 from tqdm import tqdm
 
+from chimera.gsi import gsi_labels_for
 from chimera.io import CLAUDE_CACHE, set_max_image_pixels, write_json
 from chimera.labeling.claude import ClaudeConfig, ClaudeLabeler, MissingKeyError, api_key
 from chimera.labeling.truth import truth_label
@@ -31,7 +32,12 @@ for row in tqdm(list(with_truth.itertuples()), desc="truth labels", unit="frame"
     extras = json.loads(row.meta).get("extras", {})
     records.append({**truth_label(row.id, row.truth, extras, winprob), "source": row.source})
 rest = frames[~frames.id.isin(with_truth.id)]
-metrics = {"backend": p["backend"], "truth_labels": len(records)}
+# real frames paired with the game's own state (chimera gsi-label): exact game_state, no Claude call for them
+gsi = gsi_labels_for(rest.id, p["gsi_labels"]) if p["backend"] == "auto" else {}
+source_of = dict(zip(rest.id, rest.source))
+records += [{**record, "source": source_of[i]} for i, record in gsi.items()]
+rest = rest[~rest.id.isin(gsi)]
+metrics = {"backend": p["backend"], "truth_labels": len(records) - len(gsi), "gsi_labels": len(gsi)}
 if len(rest) and p["backend"] in ("auto", "claude"):
     try:
         api_key()

@@ -214,6 +214,14 @@ def test_gsi_config_and_label_pairing(tmp_path):
     assert by_name["shot0.png"]["labeler"] == "gsi" and by_name["shot0.png"]["analysis"]["game_state"]["alive_enemies"] is None
     unpaired = json.loads((tmp_path / "labels" / "unpaired.json").read_text())
     assert [os.path.basename(u["path"]) for u in unpaired] == ["shot2.png"]
+    # the label stage's lookup: paired frames come back (without their local path), the unpaired one does not
+    from chimera.gsi import gsi_labels_for
+    from chimera.io import sha256_bytes
+
+    ids = [sha256_bytes((frames / f"shot{k}.png").read_bytes()) for k in range(3)]
+    found = gsi_labels_for(ids, tmp_path / "labels")
+    assert set(found) == set(ids[:2]) and all("path" not in r and r["labeler"] == "gsi" for r in found.values())
+    assert gsi_labels_for(ids, tmp_path / "nowhere") == {}
 
 
 def test_watch_answers_each_new_image_once_and_waits_for_half_written_files(backend, tmp_path):
