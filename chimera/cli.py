@@ -608,11 +608,9 @@ def review(
             known = sorted(p.name for p in predictions_dir.iterdir() if p.is_dir()) if predictions_dir.is_dir() else []
             _fail(f"{folder}: no predictions for {name!r}; known: {', '.join(known) or 'none (run dvc repro)'}")
         predictions[name] = load_records(folder)
-    from chimera.evaluation.metrics import DEFAULT_TOLERANCES
-
     title = f"Chimera review: {split} split, {len(frames)} frames" + (f", {', '.join(names)}" if names else ", labels")
     page = write_review(out, frames[["id", "path", "source"]].to_dict("records"), labels, predictions,
-                        DEFAULT_TOLERANCES, embed, image_width, title)
+                        _settings()["tolerances"], embed, image_width, title)
     size = page.stat().st_size
     typer.echo(f"{page} ({size / 1024:.0f} KiB, {len(frames)} frames{', images embedded' if embed else ''})")
     if not embed:
@@ -655,9 +653,7 @@ def export(
 ) -> None:
     """Export a model to run elsewhere: merged safetensors + processor + a model card (lineage, metrics with
     intervals, data and git revision, intended use); optionally GGUF and a Hub upload."""
-    from chimera.export import (ExportError, convert_gguf, export_model, git_revision, lineage_of, model_card,
-                                push_to_hub)
-    from chimera.io import atomic_write_text
+    from chimera.export import ExportError, convert_gguf, export_with_card, push_to_hub
 
     if model_dir is None:
         path, why = best_built_model()
@@ -665,18 +661,11 @@ def export(
         typer.echo(f"exporting {why}")
     if not model_dir.exists():
         _fail(f"{model_dir}: no such model folder")
-    p = _params()
-    name, lineage = lineage_of(str(model_dir), p)
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
     try:
-        folder = export_model(model_dir, out)
+        folder, _ = export_with_card(model_dir, out, _params(), report, str(report_path))
     except (OSError, ValueError) as exc:
         _fail(f"{model_dir}: cannot be loaded as a model ({exc})")
-    report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    rows = report.get("rows", {})
-    data = {"labels": "data/labeled/labels (truth labels of synthetic frames; Claude labels of real frames)",
-            "splits": "data/labeled/splits.parquet", "report": str(report_path) if rows else "none"}
-    atomic_write_text(folder / "README.md", model_card(name, lineage, rows.get(name), rows.get("constant"),
-                                                       git_revision(), data))
     typer.echo(f"{folder}: merged safetensors, processor, README.md (model card)")
     try:
         if gguf:
@@ -708,7 +697,6 @@ def serve(
     Integration), GET /healthz, OpenAPI page at /docs."""
     import uvicorn
 
-    from chimera.gsi import GsiStore
     from chimera.serve import ServeConfig, create_app
 
     if model is None:
@@ -718,10 +706,9 @@ def serve(
         typer.echo(f"model: {why}", err=True)
     config = ServeConfig(batch_size=batch_size, max_wait_ms=max_wait_ms, queue_size=queue_size,
                          max_upload_bytes=int(max_upload_mb * 2**20),
-                         max_pixels=_params().get("screens", {}).get("max_image_pixels", 50_000_000),
-                         gsi_token=gsi_token, gsi_log=str(gsi_log))
-    gsi = GsiStore(gsi_token or "\0no-token-configured", gsi_log)  # without a token every GSI post is refused
-    app_ = create_app(_backend(backend, model, server_url, batch_size, _settings()["max_new_tokens"]), config, gsi)
+                         max_pixels=_params().get("screens", {}).get("max_image_pixels"),
+                         gsi_token=gsi_token, gsi_log=str(gsi_log))  # no token: every GSI post is refused
+    app_ = create_app(_backend(backend, model, server_url, batch_size, _settings()["max_new_tokens"]), config)
     typer.echo(f"serving on http://{host}:{port} (docs: /docs)", err=True)
     uvicorn.run(app_, host=host, port=port, log_level="info")
 

@@ -120,6 +120,22 @@ def model_card(name: str, lineage: dict, report_row: dict | None, constant_row: 
     return "\n".join(lines)
 
 
+def export_with_card(model_dir: str | Path, out: str | Path, experiment: dict, report: dict,
+                     report_path: str = "metrics/report.json") -> tuple[Path, str]:
+    """export_model, then README.md: the card of the model's run in `experiment` (params.yaml's sections) with its
+    row of `report` (metrics/report.json) beside the constant. (folder, the model's name)."""
+    from chimera.io import atomic_write_text
+
+    name, lineage = lineage_of(str(model_dir), experiment)
+    folder = export_model(model_dir, out)
+    rows = report.get("rows", {})
+    data = {"labels": "data/labeled/labels (truth labels of synthetic frames; Claude labels of real frames)",
+            "splits": "data/labeled/splits.parquet", "report": report_path if rows else "none"}
+    atomic_write_text(folder / "README.md", model_card(name, lineage, rows.get(name), rows.get("constant"),
+                                                       git_revision(), data))
+    return folder, name
+
+
 def find_llama_cpp() -> tuple[Path, Path | None] | None:
     """(convert_hf_to_gguf.py, llama-quantize or None) from LLAMA_CPP_DIR or PATH; None when absent."""
     roots = [Path(os.environ["LLAMA_CPP_DIR"])] if os.environ.get("LLAMA_CPP_DIR") else []

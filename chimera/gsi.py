@@ -22,7 +22,7 @@ from pathlib import Path
 
 from chimera.schema import GameState, canonical_utility, canonical_weapon
 
-GSI_FIELDS = ("map_name", "round_phase", "player_side", "player_health", "player_armor", "player_money",
+GSI_FIELDS = ("round_phase", "player_side", "player_health", "player_armor", "player_money",
               "weapon_primary", "weapon_secondary", "utility", "bomb_status")
 PRIMARY_TYPES = {"Rifle", "SniperRifle", "Submachine Gun", "Shotgun", "Machine Gun"}
 ROUND_PHASES = {"freezetime": "buy", "live": "playing", "over": "round_end"}
@@ -38,18 +38,11 @@ def gsi_config(uri: str, token: str, name: str = "Chimera") -> str:
     return "\n".join(lines)
 
 
-def _weapon(name: str) -> str | None:
-    raw = name.removeprefix("weapon_")
-    return canonical_weapon(raw) or canonical_weapon(raw.replace("_", "-"))
-
-
 def game_state_from_gsi(payload: dict) -> tuple[GameState, list[str]]:
     """(game_state, the fields GSI gave) from one payload; what GSI does not know stays null."""
     player, rnd, mp = payload.get("player") or {}, payload.get("round") or {}, payload.get("map") or {}
     state, weapons = player.get("state") or {}, (player.get("weapons") or {}).values()
-    fields: dict = {}
-    if mp.get("name"):
-        fields["map_name"] = mp["name"]
+    fields: dict = {}  # no map_name: GSI knows it, the screenshot's HUD does not show it, so the label leaves it null
     if mp.get("phase") == "warmup":
         fields["round_phase"] = "warmup"
     elif rnd.get("phase") in ROUND_PHASES:
@@ -62,13 +55,12 @@ def game_state_from_gsi(payload: dict) -> tuple[GameState, list[str]]:
     if weapons:
         primary = [w for w in weapons if w.get("type") in PRIMARY_TYPES]
         pistols = [w for w in weapons if w.get("type") == "Pistol"]
-        fields["weapon_primary"] = _weapon(primary[0]["name"]) if primary else None
-        fields["weapon_secondary"] = _weapon(pistols[0]["name"]) if pistols else None
+        fields["weapon_primary"] = canonical_weapon(primary[0]["name"].removeprefix("weapon_")) if primary else None
+        fields["weapon_secondary"] = canonical_weapon(pistols[0]["name"].removeprefix("weapon_")) if pistols else None
         grenades = []
         for w in weapons:
             if w.get("type") == "Grenade":
-                name = canonical_utility(w["name"].removeprefix("weapon_"))
-                grenades += [name] * max(1, int(w.get("ammo_reserve") or 1)) if name else []
+                grenades += [canonical_utility(w["name"].removeprefix("weapon_"))] * max(1, int(w.get("ammo_reserve") or 1))
         fields["utility"] = sorted(grenades)
         if rnd.get("bomb") not in ("planted", "exploded", "defused") and any(w.get("type") == "C4" for w in weapons):
             fields["bomb_status"] = "carried"
@@ -88,13 +80,14 @@ class GsiStore:
     """The latest GSI state per player (steamid) with its time; every accepted payload appended to a JSONL log."""
 
     def __init__(self, token: str | None, log_path: str | Path | None = None):
+        """token None: nothing is accepted (CS2 always sends the cfg's token; a server without one takes none)."""
         self.token, self.log_path = token, Path(log_path) if log_path else None
         self.latest: dict[str, dict] = {}
         self._lock = threading.Lock()
 
     def accept(self, payload: dict) -> bool:
         """False when the auth token does not match the cfg's (the payload is dropped)."""
-        if self.token is not None and (payload.get("auth") or {}).get("token") != self.token:
+        if self.token is None or (payload.get("auth") or {}).get("token") != self.token:
             return False
         received = time.time()
         player = (payload.get("player") or {}).get("steamid") or (payload.get("provider") or {}).get("steamid") or "?"
@@ -113,7 +106,7 @@ class GsiStore:
 
 
 def read_gsi_log(path: str | Path) -> list[tuple[float, dict]]:
-    """(time, payload) sorted by time; a malformed line is skipped and reported in the returned order's absence."""
+    """(time, payload) sorted by time; a malformed line is a ValueError naming the file and the line."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no GSI log (chimera serve writes one with --gsi-log)")
@@ -153,7 +146,7 @@ def gsi_label(image_id: str, payload: dict, gap_s: float) -> dict:
     analysis, advice = analyse(state, Context(round_num=mp.get("round"), own_score=own, enemy_score=enemy))
     return {"id": image_id, "labeler": "gsi", "model": "gsi-v1", "prompt_hash": PROMPT_HASH,
             "analysis": Analysis(game_state=state, analysis=analysis, advice=advice).model_dump(mode="json"),
-            "errors": [], "known_fields": known, "gsi_gap_s": round(gap_s, 3)}
+            "errors": [], "known_fields": known, "gsi_gap_s": round(gap_s, 3), "gsi_map": mp.get("name")}
 
 
 def gsi_labels_for(ids, folder: str | Path) -> dict[str, dict]:

@@ -18,8 +18,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp"}
 
 def wait_until_complete(path: Path, settle_s: float, timeout_s: float = 30.0) -> bytes | None:
     """The file's bytes once its size has held for settle_s and it decodes; None if it vanished or never settled."""
-    from PIL import Image
-    import io
+    from chimera.io import open_image
 
     deadline = time.monotonic() + timeout_s
     last, since = -1, time.monotonic()
@@ -33,12 +32,11 @@ def wait_until_complete(path: Path, settle_s: float, timeout_s: float = 30.0) ->
         elif size > 0 and time.monotonic() - since >= settle_s:
             try:
                 data = path.read_bytes()
-                with Image.open(io.BytesIO(data)) as im:
-                    im.load()
+                open_image(data)  # the pipeline's decode check (pixel limit included)
                 return data
             except FileNotFoundError:
                 return None
-            except OSError:  # still incomplete despite a steady size (a slow writer): keep waiting
+            except ValueError:  # still incomplete despite a steady size (a slow writer): keep waiting
                 since = time.monotonic()
         time.sleep(min(0.05, settle_s / 4))
     return None

@@ -170,8 +170,9 @@ def test_gsi_ingest_checks_the_token_keeps_the_latest_and_logs(server):
 
 def test_game_state_from_a_gsi_payload():
     state, known = game_state_from_gsi(gsi_payload(0, health=67, armor=0, money=800, team="T", phase="freezetime"))
-    assert (state.map_name, state.player_side, state.player_health, state.player_armor, state.player_money) == \
-        ("de_mirage", "T", 67, 0, 800)
+    assert (state.player_side, state.player_health, state.player_armor, state.player_money) == ("T", 67, 0, 800)
+    # GSI knows the map, the HUD does not show it: a label says only what its screenshot shows
+    assert state.map_name is None and "map_name" not in known
     assert (state.weapon_primary, state.weapon_secondary) == ("M4A1-S", "USP-S")
     assert state.utility == ["Flashbang", "Flashbang", "Smoke Grenade"]
     assert state.round_phase == "buy"
@@ -188,6 +189,7 @@ def test_gsi_config_and_label_pairing(tmp_path):
     out = run(app, ["gsi-config", "--out", str(cfg), "--token", TOKEN, "--uri", "http://127.0.0.1:8787/gsi"])
     assert out.exit_code == 0 and f'"token" "{TOKEN}"' in cfg.read_text() and '"player_state" "1"' in cfg.read_text()
     assert "http://127.0.0.1:8787/gsi" in gsi_config("http://127.0.0.1:8787/gsi", TOKEN)
+    assert not GsiStore(None).accept(gsi_payload(0))  # a server without a token takes no GSI at all
     # a GSI log as serve writes it, and three screenshots taken at known times
     store = GsiStore(TOKEN, tmp_path / "gsi.jsonl")
     t0 = 1_790_000_000.0

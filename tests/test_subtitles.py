@@ -67,12 +67,12 @@ def test_both_formats_read_to_the_same_cues(tmp_path, suffix, text):
     assert (cues[1].start, cues[1].end) == (1.5, 2.5)
 
 
-def test_scoring_and_moments_follow_the_rules():
+def test_scoring_and_moments_follow_the_rules(tmp_path):
     assert score_cue("they plant on B site", RULES) == 4  # plant + b site
     assert score_cue("it's a 2v4 retake now", RULES) == 6  # retake + XvY
     assert score_cue("the planted bomb", RULES) == 0  # whole words: "planted" is not "plant"
     assert score_cue("walking to mid", RULES) == 0
-    cues = read_subtitles_from(VTT)
+    cues = read_subtitles_from(VTT, tmp_path)
     moments = select_moments(cues, RULES)
     assert [(m.cues[0].text, m.score) for m in moments] == [("they plant on B site", 4), ("it's a 2v4 retake now", 6)]
     assert (moments[0].start, moments[0].end) == (1.0, 3.0)
@@ -83,11 +83,8 @@ def test_scoring_and_moments_follow_the_rules():
     assert context_lines(cues, 4.2, 1.0)[-1] == "buying for next round"  # overlap counts at the edge
 
 
-def read_subtitles_from(text, tmp=[]):  # noqa: B006 - a helper writing to one temp file per call
-    import tempfile
-    from pathlib import Path
-
-    path = Path(tempfile.mkdtemp()) / "s.vtt"
+def read_subtitles_from(text, folder):
+    path = folder / "s.vtt"
     path.write_text(text)
     return read_subtitles(path)
 

@@ -198,6 +198,10 @@ class Candidate:
     hyper: tuple = ()
 
     @property
+    def columns(self) -> list[str]:
+        return FEATURE_SETS.get(self.features) or SCREEN_SETS[self.features]
+
+    @property
     def name(self) -> str:
         h = ",".join(f"{k}={v}" for k, v in self.hyper)
         return f"{self.kind}({h})[{self.features}]" + ("" if self.calibration == "none" else f"+{self.calibration}")
@@ -232,11 +236,11 @@ def fit_candidate(c: Candidate, X: pd.DataFrame, y, w, groups: pd.Series, calibr
         if audit is not None:
             audit += [(set(groups.iloc[a]), set(groups.iloc[b])) for a, b in splits]
     model = make_estimator(c.kind, c.calibration, splits, seed, **dict(c.hyper))
-    return model.fit(X[FEATURE_SETS.get(c.features) or SCREEN_SETS[c.features]], y, sample_weight=w)
+    return model.fit(X[c.columns], y, sample_weight=w)
 
 
 def predict(model, c: Candidate, X: pd.DataFrame) -> np.ndarray:
-    return model.predict_proba(X[FEATURE_SETS.get(c.features) or SCREEN_SETS[c.features]])[:, 1]
+    return model.predict_proba(X[c.columns])[:, 1]
 
 
 def weighted_log_loss(y, p, w) -> float:
@@ -326,7 +330,6 @@ class WinProbModel:
     live_candidate: Candidate
     buy: object
     medians: dict = field(default_factory=dict)   # fills fields a partial state leaves out (`chimera winprob`)
-    view: str = "team"
 
     @property
     def buy_model_name(self) -> str:
@@ -346,7 +349,6 @@ class ScreenWinProbModel:
     model: object
     candidate: Candidate
     medians: dict = field(default_factory=dict)
-    view: str = "screenshot"
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:
         return predict(self.model, self.candidate, screen_features(df))

@@ -144,7 +144,7 @@ def research_lines(r: dict) -> list[str]:
             row(f"is D (strategy pretraining + 20) no worse than B by more than {100 * r['D_vs_B']['margin']:.0f} "
                 "points?", r["D_vs_B"]),
             row("is C better than the control (shuffled-target pretraining + 100)?", r["C_vs_control"]),
-            row("is the control better than B?", {**r["control_vs_B"]}),
+            row("is the control better than B?", r["control_vs_B"]),
             "", r["caveat"], f"Not yet: {r['not_yet']}."]
 
 

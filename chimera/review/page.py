@@ -124,7 +124,7 @@ def _sha256(text: str) -> str:
 def render_page(items: list[dict], models: list[str], title: str = "Chimera review") -> str:
     page_id = hashlib.sha256(json.dumps([i["id"] for i in items]).encode()).hexdigest()[:12]
     data = {"title": title, "page": page_id, "models": models, "fields": list(GAME_STATE_FIELDS),
-            "numeric": list(NUMERIC_FIELDS), "texts": [f"{p}.{n}" for p, n in TEXT_FIELDS], "items": items,
+            "texts": [f"{p}.{n}" for p, n in TEXT_FIELDS], "items": items,
             "sources": sorted({i["source"] for i in items})}
     csp = (f"default-src 'none'; img-src 'self' data: blob: file:; style-src {_sha256(STYLE)}; "
            f"script-src {_sha256(SCRIPT)}; base-uri 'none'; form-action 'none'; object-src 'none'")
@@ -224,6 +224,13 @@ SCRIPT = r"""(function () {
     o.value = value; o.textContent = show(value);
     select.appendChild(o);
   }
+  function reset(table, first, models) {  // empty the table, head it "first | label | model...", return its body
+    var head = document.createElement("tr");
+    [first, "label"].concat(models).forEach(function (name) { head.appendChild(cell("th", name)); });
+    table.tHead.replaceChildren(head);
+    table.tBodies[0].replaceChildren();
+    return table.tBodies[0];
+  }
   function shownModels() { var m = $("model").value; return m ? [m] : data.models; }
   function disagrees(item, field) {
     return shownModels().some(function (m) {
@@ -268,12 +275,7 @@ SCRIPT = r"""(function () {
     $("image").src = item.img;
     $("meta").textContent = show(item.id.slice(0, 16) + "  source: " + item.source + "  labeler: " + item.labeler);
     var models = shownModels();
-    var fhead = $("fields").tHead, fbody = $("fields").tBodies[0];
-    fhead.replaceChildren(); fbody.replaceChildren();
-    var hr = document.createElement("tr");
-    hr.appendChild(cell("th", "field")); hr.appendChild(cell("th", "label"));
-    models.forEach(function (m) { hr.appendChild(cell("th", m)); });
-    fhead.appendChild(hr);
+    var fbody = reset($("fields"), "field", models);
     var sr = document.createElement("tr");
     sr.appendChild(cell("td", "frame score")); sr.appendChild(cell("td", ""));
     models.forEach(function (m) {
@@ -299,12 +301,7 @@ SCRIPT = r"""(function () {
       });
       fbody.appendChild(tr);
     });
-    var thead = $("texts").tHead, tbody = $("texts").tBodies[0];
-    thead.replaceChildren(); tbody.replaceChildren();
-    var th = document.createElement("tr");
-    th.appendChild(cell("th", "text")); th.appendChild(cell("th", "label"));
-    models.forEach(function (m) { th.appendChild(cell("th", m)); });
-    thead.appendChild(th);
+    var tbody = reset($("texts"), "text", models);
     data.texts.forEach(function (t) {
       var tr = document.createElement("tr");
       tr.appendChild(cell("th", t));

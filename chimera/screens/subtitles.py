@@ -74,7 +74,7 @@ def score_cue(text: str, rules: SubtitleRules) -> float:
     return score + (rules.xvy_weight if XVY.search(text) else 0.0)
 
 
-def select_moments(cues: list[Cue], rules: SubtitleRules, duration_s: float | None = None) -> list[Moment]:
+def select_moments(cues: list[Cue], rules: SubtitleRules) -> list[Moment]:
     """High-scoring cues, best first, none closer than min_gap_s to one already chosen; returned in time order."""
     scored = sorted(((score_cue(c.text, rules), c) for c in cues), key=lambda sc: (-sc[0], sc[1].start))
     chosen: list[Moment] = []
@@ -83,9 +83,7 @@ def select_moments(cues: list[Cue], rules: SubtitleRules, duration_s: float | No
             break
         if any(abs(cue.start - m.cues[0].start) < rules.min_gap_s for m in chosen):
             continue
-        end = cue.end + rules.window_s
-        chosen.append(Moment(max(0.0, cue.start - rules.window_s), min(end, duration_s) if duration_s else end,
-                             score, [cue]))
+        chosen.append(Moment(max(0.0, cue.start - rules.window_s), cue.end + rules.window_s, score, [cue]))
     return sorted(chosen, key=lambda m: m.start)
 
 
