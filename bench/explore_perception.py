@@ -4,7 +4,8 @@ tiny Qwen3-VL, the pipeline's renderer and the evaluation's scoring, with the le
     python bench/explore_perception.py n=2000 steps=1500 short=1 view=crops2 lr=5e-4 eval_every=500
     python bench/explore_perception.py n=2000 steps=600 short=1 view=digits only=player_health lr=5e-4
 
-view: full | full640 | crops | crops2 (the pipeline's HUD_VIEW) | top | vitals | digits | solid | half;
+view: full | full640 | crops | crops2 (the first HUD_VIEW) | top | vitals | money | digits | solid | half;
+lr and warmup (steps, default 20); vlr: the vision tower's learning rate as a multiple of lr (0 freezes it);
 only=field,...: targets restricted to those fields; short=1: a short prompt instead of the research prompt;
 vd/vh/th/tl: vision depth/width, text width/layers; at the end the model is also asked the research prompt
 (FULLPROMPT line). The pipeline's trainer is chimera/training/perception.py; this script is kept so the
@@ -38,6 +39,8 @@ def views(img):
         return [img.resize((640, 352))]
     if VIEW == "vitals":
         W, H = img.size; return [img.crop((0, int(0.88 * H), int(0.48 * W), int(0.98 * H))).resize((int(A.get("vw", 1024)), int(A.get("vhh", 128))))]
+    if VIEW == "money":
+        W, H = img.size; return [img.crop((0, int(0.9 * H), int(0.14 * W), H)).resize((int(A.get("vw", 224)), int(A.get("vhh", 64))))]
     if VIEW == "top":
         W, H = img.size; return [img.crop((int(0.25 * W), 0, int(0.75 * W), int(0.12 * H))).resize((384, 64))]
     if VIEW == "crops2":
@@ -54,8 +57,9 @@ def render(seed0, n):
     rows = []
     for i in range(n):
         rng = random.Random(seed0 + i)
-        state, extras = sample_state(rng); style = sample_style(rng, bgs)
-        img, _ = render_frame(state, extras, style, shots)
+        state, extras = sample_state(rng)
+        if VIEW != "digits":
+            style = sample_style(rng, bgs); img, _ = render_frame(state, extras, style, shots)
         if VIEW == "digits":
             from PIL import ImageDraw, ImageFont
             img = Image.new("RGB", (128, 32)); d = ImageDraw.Draw(img); state = state.model_copy(update={"player_health": rng.randint(0, 100)})
@@ -147,8 +151,13 @@ def evaluate(rows):
     import numpy as np
     return float(np.nanmean(accs)), valid / len(rows), {k: round(float(np.mean(v)), 2) for k, v in per.items()}, texts[0]
 
-opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=0.0)
-sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s+1)/20) * 0.5 * (1 + math.cos(math.pi * min(s, STEPS) / STEPS)))
+VLR = float(A.get("vlr", 1.0))
+vis = [p_ for n_, p_ in model.named_parameters() if ".visual." in n_ or n_.startswith("visual") or "model.visual" in n_]
+vis_ids = {id(p_) for p_ in vis}
+rest = [p_ for p_ in model.parameters() if id(p_) not in vis_ids]
+print("vision params", sum(p_.numel() for p_ in vis))
+opt = torch.optim.AdamW([{"params": rest, "lr": LR}, {"params": vis, "lr": LR * VLR}], lr=LR, weight_decay=0.0)
+sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s+1)/int(A.get('warmup', 20))) * 0.5 * (1 + math.cos(math.pi * min(s, STEPS) / STEPS)))
 model.train(); g = random.Random(0); t0 = time.time()
 for step in range(1, STEPS + 1):
     batch = collate(g.sample(enc, BS))

@@ -22,7 +22,7 @@ if why:
 cfg = PerceptionConfig(base_model=model["tiny_path"], output_dir=str(out), n_frames=p["n_frames"], n_val=p["n_val"],
                        max_steps=p["max_steps"], batch_size=p["batch_size"], learning_rate=p["learning_rate"],
                        warmup_steps=p["warmup_steps"], eval_every=p["eval_every"], seed=seed,
-                       research_prompt_every=p["research_prompt_every"],
+                       short_prompt_steps=p["short_prompt_steps"], research_prompt_every=p["research_prompt_every"],
                        view=VIEWS[p["view"]].to_json(),
                        backgrounds=params("synthetic")["backgrounds"],
                        screenshots_dir=params("screens")["shared_screenshots"], dvclive_dir="dvclive/perception",

@@ -137,3 +137,62 @@ def test_a_crashed_run_resumes_from_its_checkpoint_on_the_same_trajectory(tmp_pa
     assert all(torch.equal(a[k], b[k]) for k in a)  # the same weights as the run that never crashed
     assert resumed["final_loss"] == whole["final_loss"]
     assert not list((tmp_path / "checkpoints").glob("*/state.pt"))  # finished: checkpoints cleared
+
+
+def test_sharing_the_research_prompt_across_a_batch_gives_the_plain_loss_and_gradients(trained):
+    """The research step runs the system text once and repeats its keys and values: the loss and every gradient
+    must be those of the plain forward over the full rows (3-D rope positions, masks and images included)."""
+    import torch
+
+    from chimera.training.perception import collate, encode, shared_prefix_length, shared_prefix_loss
+
+    cfg, _, _ = trained
+    model, processor = load_model(ModelConfig(name=cfg.output_dir), for_training=True)
+    model.train()
+    pool = render_pool(PerceptionConfig(base_model="-", output_dir="-", workers=1), 0, 3)
+    batch = collate([encode(processor, images, perception_target(state), research=True) for images, state in pool],
+                    processor.tokenizer.pad_token_id)
+    prefix = shared_prefix_length(batch)
+    first_image = int(batch["mm_token_type_ids"][0].nonzero()[0])
+    assert 500 < prefix < first_image  # the system text, never a token of a row's own
+
+    def loss_and_grads(loss_of):
+        model.zero_grad()
+        loss = loss_of()
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    plain, plain_grads = loss_and_grads(lambda: model(**batch).loss)
+    shared, shared_grads = loss_and_grads(lambda: shared_prefix_loss(model, batch, prefix))
+    assert shared == pytest.approx(plain, rel=1e-5)
+    assert plain_grads.keys() == shared_grads.keys()
+    assert all(torch.allclose(plain_grads[n], shared_grads[n], atol=1e-6) for n in plain_grads)
+    # the model's own positions matter: the rest of the rows without the prefix's offset is a different loss
+    model.model.rope_deltas = None
+    short = model(input_ids=batch["input_ids"][:, prefix:], attention_mask=batch["attention_mask"][:, prefix:],
+                  pixel_values=batch["pixel_values"], image_grid_thw=batch["image_grid_thw"],
+                  mm_token_type_ids=batch["mm_token_type_ids"][:, prefix:], labels=batch["labels"][:, prefix:]).loss
+    assert short.item() != pytest.approx(plain, rel=1e-3)
+
+
+def test_the_view_shows_every_number_and_name_the_targets_read():
+    """A label says only what its input shows: the HUD elements that must be read (numbers, names, portraits) lie
+    whole inside one of the view's crops at every HUD scale, font and resolution the renderer samples (boxes from the
+    renderer, not from the labels). Coarse things (enemies, banners, the radar's bomb) are left to the small frame."""
+    from chimera.screens.hud import label_elements
+
+    read_in_crops = ("money", "armor", "health", "teammate_money", "portrait", "timer", "weapon", "utility", "kit",
+                     "bomb_planted")
+    missed = []
+    for i in range(150):
+        rng = random.Random(f"view-coverage:{i}")
+        state, extras = sample_state(rng)
+        frame, boxes = render_frame(state, extras, sample_style(rng))
+        w, h = frame.size
+        for field, keys in label_elements(state, extras).items():
+            for key in (k for k in keys if k in boxes and k.startswith(read_in_crops)):
+                x0, y0, x1, y1 = boxes[key]
+                if not any(x0 >= bx0 * w - 1 and y0 >= by0 * h - 1 and x1 <= bx1 * w + 1 and y1 <= by1 * h + 1
+                           for (bx0, by0, bx1, by1), _ in HUD_VIEW.crops.values()):
+                    missed.append((i, field, key))
+    assert not missed, missed[:10]

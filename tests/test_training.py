@@ -12,6 +12,7 @@ from chimera.schema import Analysis, example_analysis, to_json
 from chimera.screens.hud import Style, extras_dict, png_bytes, render_frame, sample_state
 from chimera.training.grpo import GRPORunConfig, grpo_dataset, train_grpo
 from chimera.training.overfit import overfit
+from chimera.evaluation.metrics import consistency
 from chimera.training.rewards import (REWARDS, advice_reward, consistency_reward, format_reward, perception_reward,
                                       strategy_reward)
 from chimera.training.sft import (SFTRunConfig, dry_run, load_for_training, make_trainer, screen_dataset, text_dataset,
@@ -246,6 +247,10 @@ def test_consistency_reward_penalises_self_contradiction():
     rich_eco = edited(game_state__player_money=16000, analysis__economy_assessment="eco")
     good, bad = consistency_reward([completion(LABEL), completion(rich_eco)])
     assert good == 1.0 and bad < good
+    # nothing checkable (the fields every rule reads left null): neutral, not the maximum
+    silent = edited(analysis__economy_assessment="unknown", **{f"game_state__{k}": None for k in LABEL["game_state"]})
+    assert all(v is None for v in consistency(silent).values())
+    assert consistency_reward([completion(silent)]) == [0.5]
 
 
 def test_strategy_reward_checks_economy_importance_and_odds():

@@ -185,6 +185,11 @@ def perception_lines(summary: dict | None) -> list[str]:
     if constant is not None:
         lines += ["", f"On the same held-out frames the constant answer (the per-field mode of the pool's labels) "
                   f"scores {_pct(constant)} value accuracy; the base scores {_pct(held['value_accuracy'])}."]
+    short = summary.get("held_out_short_prompt")  # the same frames without the research prompt's 800-token preamble
+    if short:
+        lines += [f"Asked the short reading prompt instead, the base scores {_pct(short['value_accuracy'])} "
+                  f"(health {_pct(short['fields'].get('player_health'))}, armor "
+                  f"{_pct(short['fields'].get('player_armor'))}, money {_pct(short['fields'].get('player_money'))})."]
     return lines
 
 

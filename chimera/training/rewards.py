@@ -69,14 +69,16 @@ def perception_reward(completions, label=None, **row) -> list[float]:
 
 
 def consistency_reward(completions, **row) -> list[float]:
-    """Share of the applicable self-consistency rules the output passes (0 when it does not parse)."""
+    """Share of the applicable self-consistency rules the output passes (0 when it does not parse). When no rule
+    applies (an answer that leaves the fields the rules read null) the reward is neutral, 0.5, not 1.0: saying
+    nothing checkable must not outscore a checkable answer that is partly consistent."""
     out = []
     for result in _parsed(completions):
         if not result.ok:
             out.append(0.0)
             continue
         checks = [v for v in consistency(result.analysis.model_dump(mode="json")).values() if v is not None]
-        out.append(sum(checks) / len(checks) if checks else 1.0)
+        out.append(sum(checks) / len(checks) if checks else 0.5)
     return out
 
 
