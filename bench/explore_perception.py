@@ -5,6 +5,7 @@ tiny Qwen3-VL, the pipeline's renderer and the evaluation's scoring, with the le
     python bench/explore_perception.py n=2000 steps=600 short=1 view=digits only=player_health lr=5e-4
 
 view: full | full640 | crops | crops2 (the first HUD_VIEW) | top | vitals | money | digits | solid | half;
+digits draws health 0-100 on black (128x32), or with dfield=player_money the sampled money, "$" included (dw x 32);
 lr and warmup (steps, default 20); vlr: the vision tower's learning rate as a multiple of lr (0 freezes it);
 only=field,...: targets restricted to those fields; short=1: a short prompt instead of the research prompt;
 vd/vh/th/tl: vision depth/width, text width/layers; at the end the model is also asked the research prompt
@@ -62,6 +63,10 @@ def render(seed0, n):
             style = sample_style(rng, bgs); img, _ = render_frame(state, extras, style, shots)
         if VIEW == "digits":
             from PIL import ImageDraw, ImageFont
+            if A.get("dfield") == "player_money":  # a money value as the HUD samples it, "$" included, on black
+                img = Image.new("RGB", (int(A.get("dw", 192)), 32)); d = ImageDraw.Draw(img)
+                d.text((4 + rng.randint(0, 20), 2), f"${state.player_money}", font=ImageFont.truetype("DejaVuSans-Bold.ttf", 26), fill=(255, 255, 255))
+                rows.append(([img], state)); continue
             img = Image.new("RGB", (128, 32)); d = ImageDraw.Draw(img); state = state.model_copy(update={"player_health": rng.randint(0, 100)})
             d.text((4 + rng.randint(0, 20), 2), str(state.player_health), font=ImageFont.truetype("DejaVuSans-Bold.ttf", 26), fill=(255, 255, 255))
             rows.append(([img], state)); continue
