@@ -6,6 +6,8 @@ tiny Qwen3-VL, the pipeline's renderer and the evaluation's scoring, with the le
 
 view: full | full640 | crops | crops2 (the first HUD_VIEW) | top | vitals | money | digits | solid | half;
 digits draws health 0-100 on black (128x32), or with dfield=player_money the sampled money, "$" included (dw x 32);
+money: the money region (0-0.14 of the width, y0-y1 of the height, default 0.9-1.0) at vw x vhh;
+pre=N: a curriculum, the first N of the steps on numbers drawn on black (as view=digits), the rest on the view;
 lr and warmup (steps, default 20); vlr: the vision tower's learning rate as a multiple of lr (0 freezes it);
 only=field,...: targets restricted to those fields; short=1: a short prompt instead of the research prompt;
 vd/vh/th/tl: vision depth/width, text width/layers; at the end the model is also asked the research prompt
@@ -41,7 +43,8 @@ def views(img):
     if VIEW == "vitals":
         W, H = img.size; return [img.crop((0, int(0.88 * H), int(0.48 * W), int(0.98 * H))).resize((int(A.get("vw", 1024)), int(A.get("vhh", 128))))]
     if VIEW == "money":
-        W, H = img.size; return [img.crop((0, int(0.9 * H), int(0.14 * W), H)).resize((int(A.get("vw", 224)), int(A.get("vhh", 64))))]
+        W, H = img.size; y0, y1 = float(A.get("y0", 0.9)), float(A.get("y1", 1.0))
+        return [img.crop((0, int(y0 * H), int(0.14 * W), int(y1 * H))).resize((int(A.get("vw", 224)), int(A.get("vhh", 64))))]
     if VIEW == "top":
         W, H = img.size; return [img.crop((int(0.25 * W), 0, int(0.75 * W), int(0.12 * H))).resize((384, 64))]
     if VIEW == "crops2":
@@ -81,6 +84,11 @@ def render(seed0, n):
 
 t0 = time.time()
 train = render(10_000_000, N); test = render(20_000_000, NEVAL)
+PRE = int(A.get("pre", 0))  # a curriculum: the first PRE steps read numbers drawn on black (view=digits), then the view
+if PRE:
+    VIEW, _view = "digits", VIEW
+    pre_rows = render(30_000_000, 2000)
+    VIEW = _view
 print(f"render {N+NEVAL}: {time.time()-t0:.1f}s", flush=True)
 
 from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen2VLImageProcessor
@@ -119,6 +127,7 @@ def encode(imgs, state):
 
 t0 = time.time()
 enc = [encode(v, s) for v, s in train]
+pre_enc = [encode(v, s) for v, s in pre_rows] if PRE else []
 print(f"encode: {time.time()-t0:.1f}s; seq len {enc[0][0].shape[0]}, answer {int((enc[0][1]!=-100).sum())}, pix {enc[0][2].shape}", flush=True)
 
 def collate(batch):
@@ -165,7 +174,7 @@ opt = torch.optim.AdamW([{"params": rest, "lr": LR}, {"params": vis, "lr": LR * 
 sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s+1)/int(A.get('warmup', 20))) * 0.5 * (1 + math.cos(math.pi * min(s, STEPS) / STEPS)))
 model.train(); g = random.Random(0); t0 = time.time()
 for step in range(1, STEPS + 1):
-    batch = collate(g.sample(enc, BS))
+    batch = collate(g.sample(pre_enc if step <= PRE else enc, BS))
     loss = model(**batch).loss
     loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); sched.step(); opt.zero_grad()
     if step % 25 == 0:
