@@ -7,7 +7,9 @@ tiny Qwen3-VL, the pipeline's renderer and the evaluation's scoring, with the le
 view: full | full640 | crops | crops2 (the first HUD_VIEW) | top | vitals | money | digits | solid | half;
 digits draws health 0-100 on black (128x32), or with dfield=player_money the sampled money, "$" included (dw x 32);
 money: the money region (0-0.14 of the width, y0-y1 of the height, default 0.9-1.0) at vw x vhh;
+style=1080p,scale,font,clean,procedural: fix those factors of the sampled HUD style (an ablation);
 pre=N: a curriculum, the first N of the steps on numbers drawn on black (as view=digits), the rest on the view;
+with pre_style=..., the first N steps on the view rendered with those style factors fixed;
 lr and warmup (steps, default 20); vlr: the vision tower's learning rate as a multiple of lr (0 freezes it);
 only=field,...: targets restricted to those fields; short=1: a short prompt instead of the research prompt;
 vd/vh/th/tl: vision depth/width, text width/layers; at the end the model is also asked the research prompt
@@ -57,13 +59,24 @@ def views(img):
         out.append(img.crop((int(x0 * W), int(y0 * H), int(x1 * W), int(y1 * H))).resize(size))
     return out
 
+STYLE = A.get("style")
+
 def render(seed0, n):
     rows = []
     for i in range(n):
         rng = random.Random(seed0 + i)
         state, extras = sample_state(rng)
         if VIEW != "digits":
-            style = sample_style(rng, bgs); img, _ = render_frame(state, extras, style, shots)
+            style = sample_style(rng, bgs)
+            if STYLE:  # an ablation: fix the named style factors (e.g. style=1080p,scale,font,clean)
+                from dataclasses import replace
+                fixed = STYLE.split(",")
+                style = replace(style, **({"width": 1920, "height": 1080} if "1080p" in fixed else {}),
+                                **({"hud_scale": 1.0, "font_scale": 1.0} if "scale" in fixed else {}),
+                                **({"font": "DejaVuSans-Bold.ttf"} if "font" in fixed else {}),
+                                **({"jpeg_quality": None, "blur": 0.0} if "clean" in fixed else {}),
+                                **({"background": "procedural"} if "procedural" in fixed else {}))
+            img, _ = render_frame(state, extras, style, shots)
         if VIEW == "digits":
             from PIL import ImageDraw, ImageFont
             if A.get("dfield") == "player_money":  # a money value as the HUD samples it, "$" included, on black
@@ -85,7 +98,11 @@ def render(seed0, n):
 t0 = time.time()
 train = render(10_000_000, N); test = render(20_000_000, NEVAL)
 PRE = int(A.get("pre", 0))  # a curriculum: the first PRE steps read numbers drawn on black (view=digits), then the view
-if PRE:
+if PRE and "pre_style" in A:  # ...or the same view rendered with the pre_style factors fixed
+    STYLE, _style = A["pre_style"], STYLE
+    pre_rows = render(30_000_000, N)
+    STYLE = _style
+elif PRE:
     VIEW, _view = "digits", VIEW
     pre_rows = render(30_000_000, 2000)
     VIEW = _view
