@@ -68,6 +68,13 @@ ClaudeLabeler(ClaudeConfig(max_concurrency=2, max_retries=0, timeout_s=10), cach
 """
 
 
+def finished_entries(cache) -> list:
+    """Cache entries a rerun can use. A SIGKILL during a write leaves the writer's hidden temp file
+    (`.<hash>.XXXX.tmp.json`) beside them, never a half-written entry; pathlib's glob matches dotfiles, so they
+    are told apart by name."""
+    return [p for p in cache.glob("*.json") if not p.name.startswith(".")]
+
+
 def test_a_sigkill_mid_run_loses_nothing_and_pays_at_most_the_requests_in_flight(tmp_path, anthropic_env):
     folder, cache = tmp_path / "frames", tmp_path / "cache"
     folder.mkdir()
@@ -79,11 +86,13 @@ def test_a_sigkill_mid_run_loses_nothing_and_pays_at_most_the_requests_in_flight
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.Popen([sys.executable, "-c", KILLED_LABELER, str(folder), str(cache)], env=env)
         deadline = time.time() + 60
-        while time.time() < deadline and len(list(cache.glob("*.json"))) < 4:
+        while time.time() < deadline and len(finished_entries(cache)) < 4:
             time.sleep(0.05)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-        kept = len(list(cache.glob("*.json")))
+        kept = len(finished_entries(cache))
+        for entry in finished_entries(cache):
+            json.loads(entry.read_text())  # every finished entry is whole
         assert kept >= 4, "the labeler never got going"
         rerun = ClaudeLabeler(ClaudeConfig(max_concurrency=2, max_retries=0, timeout_s=10), cache).label_many(items)
     assert len(rerun.records) == 12 and rerun.cached >= kept
