@@ -2,7 +2,7 @@
 the same model folders and evaluation frames. Per model and decoder: schema-valid rate (the evaluation's),
 game_state value accuracy (the one accuracy), output tokens per second, seconds per frame.
 
-    python bench/bench_constrained.py --models models/perception models/B_sft100/final_model/merged_16bit --frames 24
+    python bench/bench_constrained.py --models models/perception models/sft/perception-100-0/final_model/merged_16bit --frames 24
 
 lm-format-enforcer is optional (`pip install lm-format-enforcer`); xgrammar was not measured: its wheel requires
 triton. Run on an otherwise idle machine.

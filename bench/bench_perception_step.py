@@ -1,5 +1,5 @@
 """Seconds per perception-pretraining step: the short prompt, the research prompt run plainly, and the research prompt
-with its system text shared across the batch (chimera.training.perception.shared_prefix_loss).
+with its system text shared across the batch (chimera.training.prefix.shared_prefix_loss).
 
     python bench/bench_perception_step.py            # needs models/tiny-qwen3vl (dvc repro build_tiny_model)
 """

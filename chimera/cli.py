@@ -227,14 +227,16 @@ def _settings() -> dict:
 def best_built_model() -> tuple[str, str]:
     """(model folder, why): the model of the experiment with the best evaluated game_state value accuracy whose
     folder exists; else the perceiving base before any evaluation; else a clear error saying what to run."""
+    from chimera.grid import experiment_models
+
     p = _params()
     candidates = []
-    for name, spec in (p.get("infer", {}).get("models") or {}).items():
+    for name, path in experiment_models(p).items():  # A and E, and every cell of the SFT grid
         metrics = Path("metrics/eval") / f"{name}.json"
-        if Path(spec["path"]).is_dir() and metrics.is_file():
+        if Path(path).is_dir() and metrics.is_file():
             accuracy = json.loads(metrics.read_text()).get("value_accuracy", {}).get("value")
             if accuracy is not None:
-                candidates.append((accuracy, name, spec["path"]))
+                candidates.append((accuracy, name, path))
     if candidates:
         accuracy, name, path = max(candidates)
         return path, (f"{name}: the best game_state value accuracy of the models the pipeline built "
@@ -553,7 +555,7 @@ if __name__ == "__main__":
 def review(
     models: Optional[list[str]] = typer.Argument(None, help="Models to compare (names under data/predictions/)"),
     compare: Optional[list[str]] = typer.Option(None, "--compare", help="A model to compare; the names after it "
-                                                "count too: `--compare A_zeroshot B_sft100`"),
+                                                "count too: `--compare A_zeroshot sft/perception-100-0` (a grid cell: sft/<arm>-<shots>-<seed>)"),
     split: str = typer.Option("eval", help="Which split's frames (train | val | eval | all)"),
     out: Path = typer.Option(Path("reports/review.html"), "--out", help="The page to write"),
     embed: bool = typer.Option(False, "--embed/--no-embed", help="Inline the images (a file that works offline and "

@@ -15,6 +15,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from chimera.evaluation.report import git_revision
+
 LLAMA_CPP_HELP = ("llama.cpp's converter was not found. Get it with `git clone https://github.com/ggml-org/llama.cpp "
                   "&& pip install -r llama.cpp/requirements.txt && cmake -B llama.cpp/build llama.cpp && cmake --build "
                   "llama.cpp/build --target llama-quantize`, then set LLAMA_CPP_DIR=path/to/llama.cpp")
@@ -54,31 +56,21 @@ def export_model(model_dir: str | Path, out: str | Path) -> Path:
 
 def lineage_of(model_dir: str, p: dict) -> tuple[str, dict]:
     """(name, lineage) of a model folder from params.yaml: which run of the experiment made it, from what."""
+    from chimera.grid import ARM_LABELS, grid_cells
+
     resolved = Path(model_dir).resolve()
+    base_model = p.get("model", {}).get("name")
+    for key, cell in (grid_cells(p["sweep"]) if p.get("sweep") else {}).items():
+        if Path(cell["path"]).resolve() == resolved:
+            return key, {"base": f"models/{cell['arm']}", "shots": cell["shots"],
+                         "arm": ARM_LABELS.get(cell["arm"], cell["arm"]), "seed": cell["seed"], "base model": base_model}
     for name, spec in (p.get("infer", {}).get("models") or {}).items():
         if Path(spec["path"]).resolve() == resolved:
-            run = (p.get("sft", {}).get("runs") or {}).get(name)
-            if run:
-                arm = ("strategy-pretrained" if "pretrain_strategy" in run["base"] else
-                       "control (pretrained on shuffled strategy targets)" if "pretrain_control" in run["base"]
-                       else "vision-only")
-                return name, {"base": run["base"], "shots": run["shots"], "arm": arm, "seed": p.get("seed"),
-                              "base model": p.get("model", {}).get("name")}
             if name.startswith("E"):
                 return name, {"base": p.get("grpo", {}).get("base"), "training": "GRPO", "seed": p.get("seed")}
             return name, {"base": spec["path"], "shots": 0, "arm": "zero-shot", "seed": p.get("seed"),
-                          "base model": p.get("model", {}).get("name")}
+                          "base model": base_model}
     return Path(model_dir).name, {"source folder": str(model_dir), "note": "not a model of params.yaml's experiment"}
-
-
-def git_revision() -> str:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10).stdout.strip()
-        return (rev or "unknown") + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (not a git checkout)"
 
 
 def _pct(x) -> str:

@@ -1,4 +1,8 @@
-"""Stage evaluate: one model's (or baseline's) predictions vs labels -> metrics/eval/<name>.json, plots/eval/<name>/."""
+"""Stage evaluate: one model's (or baseline's) predictions vs labels -> metrics/eval/<name>.json, plots/eval/<name>/.
+
+    python stages/evaluate.py A_zeroshot             # stage evaluate@A_zeroshot
+    python stages/evaluate.py sft/perception-100-0   # stage evaluate_sft@100-perception-0 (a cell of the SFT grid)
+"""
 
 from _common import log, params
 
@@ -29,9 +33,11 @@ summary, scores = evaluate(predictions, labels, p["tolerances"], info, p_wins, p
 summary["model"] = name
 free = Path(f"data/predictions/{name}/unconstrained")
 if free.is_dir():  # the same model decoded without the schema constraint (stages/infer.py)
-    free_summary, _ = evaluate(load_records(free), labels, p["tolerances"], info, p_wins, params()["seed"])
-    summary["unconstrained"] = {k: free_summary[k] for k in ("schema_compliance", "json_validity", "value_accuracy")
-                                if k in free_summary}
+    free_predictions = load_records(free)  # the first infer.unconstrained_frames frames: scored on those alone
+    free_summary, _ = evaluate(free_predictions, {i: r for i, r in labels.items() if i in free_predictions},
+                               p["tolerances"], info, p_wins, params()["seed"])
+    summary["unconstrained"] = {k: free_summary[k] for k in ("n_frames", "schema_compliance", "json_validity",
+                                                             "value_accuracy") if k in free_summary}
 summary["llm_judge"] = {"skipped": "offline by default: set evaluate.llm_judge: true with ANTHROPIC_API_KEY"}
 if p.get("llm_judge"):
     from chimera.evaluation.judge import judge_predictions

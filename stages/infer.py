@@ -1,6 +1,11 @@
-"""Stage infer: one model of the matrix over the evaluation frames -> data/predictions/<model>/, decoded as
-infer.constrained says; with infer.unconstrained_too the same frames decoded freely go to
+"""Stage infer: one model over the evaluation frames -> data/predictions/<model>/, decoded as infer.constrained
+says; with infer.unconstrained_too the first infer.unconstrained_frames of them decoded freely go to
 data/predictions/<model>/unconstrained/ (a model's own JSON discipline is part of what the research compares).
+
+    python stages/infer.py A_zeroshot models/perception     # what stage infer@A_zeroshot runs
+    python stages/infer.py sft/perception-100-0 models/sft/perception-100-0/final_model/merged_16bit
+                                                            # a cell of the SFT grid (infer_sft@100-perception-0)
+The model folder comes on the command line (dvc.yaml holds it), so a stage reads no other model's params.
 
 Resumable: finished frames live in .cache/predictions/<run_key>/, keyed by weights, prompt, decoding settings
 and pixel budget, so a crash or a `dvc repro` that wipes the output loses nothing, and any change reruns all.
@@ -9,33 +14,42 @@ and pixel budget, so a crash or a `dvc repro` that wipes the output loses nothin
 from _common import log, params
 
 import sys
+from dataclasses import asdict
 
 import torch
 from tqdm import tqdm
 
 from chimera.io import PREDICTIONS_CACHE, read_parquet, set_max_image_pixels, write_json
 from chimera.vlm.backends import LocalBackend
-from chimera.vlm.inference import model_fingerprint, run_inference
+from chimera.vlm.inference import model_fingerprint, predict_in_workers, run_inference
 from chimera.vlm.models import ModelConfig, load_model
 
 set_max_image_pixels(params("screens")["max_image_pixels"])  # docs/errors.md: bombs refused
 
-name = sys.argv[1]
+if len(sys.argv) < 3:
+    raise SystemExit("usage: python stages/infer.py NAME MODEL_FOLDER (as dvc.yaml's infer stages run it)")
+name, path = sys.argv[1], sys.argv[2]
 p, mp = params("infer"), params("model")
 torch.manual_seed(params()["seed"])
-path = p["models"][name]["path"]
 config = ModelConfig(**{**{k: v for k, v in mp.items() if k in ModelConfig.__dataclass_fields__}, "name": path})
 model, processor = load_model(config)
 splits = read_parquet("data/labeled/splits.parquet")
 frames = splits[splits.split == p["split"]]
-runs = [(p["constrained"], f"data/predictions/{name}", f"data/predictions/{name}.parquet")]
+runs = [(p["constrained"], f"data/predictions/{name}", f"data/predictions/{name}.parquet", frames)]
 if p["unconstrained_too"] and p["constrained"]:
-    runs.append((False, f"data/predictions/{name}/unconstrained", None))
-for constrained, out, table in runs:
-    backend = LocalBackend(model, processor, name, p["batch_size"], p["max_new_tokens"], constrained=constrained)
-    with tqdm(total=len(frames), desc=f"infer {name}{'' if constrained else ' (unconstrained)'}", unit="frame") as bar:
-        counts = run_inference(backend, list(zip(frames.id, frames.path)), out, model_fingerprint(path), table,
-                               progress=bar.update, settings={"attn_implementation": config.attn_implementation},
+    runs.append((False, f"data/predictions/{name}/unconstrained", None, frames.head(p["unconstrained_frames"])))
+model_id = model_fingerprint(path)
+# infer.workers > 1: that many one-thread processes fill the resume cache first (faster on a CPU; 1 on a GPU)
+settings = {"attn_implementation": config.attn_implementation, "workers": p["workers"]}
+for constrained, out, table, todo in runs:
+    frame_list = list(zip(todo.id, todo.path))
+    backend_kwargs = {"batch_size": p["batch_size"], "max_new_tokens": p["max_new_tokens"], "constrained": constrained}
+    backend = LocalBackend(model, processor, name, **backend_kwargs)
+    with tqdm(total=len(todo), desc=f"infer {name}{'' if constrained else ' (unconstrained)'}", unit="frame") as bar:
+        if p["workers"] > 1:
+            predict_in_workers(asdict(config), name, backend_kwargs, frame_list, p["workers"], model_id, settings,
+                               PREDICTIONS_CACHE, progress=bar.update)
+        counts = run_inference(backend, frame_list, out, model_id, table, progress=bar.update, settings=settings,
                                cache_dir=PREDICTIONS_CACHE)
     write_json(f"{out}/_run.json", counts)
 log("infer").info("%s: %s", name, counts)

@@ -1,20 +1,25 @@
-"""Stage report: baselines and models side by side, margins over the constant, paired differences with CIs."""
+"""Stage report: baselines and models side by side, margins over the constant, the research grid's answers with
+intervals over seeds and frames, the data-efficiency plot, and what made it (model, data, hardware, revision)."""
 
 from _common import log, params
 
 import json
+import os
+import platform
 
 import numpy as np
 import pandas as pd
+import torch
 
 from chimera.evaluation.baselines import BASELINES, constant_game_state
 from chimera.evaluation.metrics import DEFAULT_TOLERANCES, frame_value_accuracy, score_frame
+from chimera.evaluation.plots import comparison_plot, data_efficiency_plot
+from chimera.evaluation.report import (build_report, git_revision, grid_summary, labels_saved, markdown,
+                                       per_field_deltas, research_answers, slices)
+from chimera.grid import ARM_LABELS, grid_cells, named_cells
+from chimera.io import atomic_write_text, read_json, write_json
 from chimera.screens.hud import sample_state
 from chimera.training.perception import pool_rng
-from chimera.evaluation.plots import comparison_plot
-from chimera.evaluation.report import build_report, markdown, research_answers
-from chimera.io import atomic_write_text, read_json, write_json
-
 
 
 def constant_reading(seed: int, n_frames: int, n_held_out: int) -> float:
@@ -28,27 +33,48 @@ def constant_reading(seed: int, n_frames: int, n_held_out: int) -> float:
     return float(np.nanmean([frame_value_accuracy(s) for s in scores]))
 
 
-rows = [*BASELINES, *params("infer")["models"]]
+seed, sweep, sft = params()["seed"], params("sweep"), params("sft")
+cells = grid_cells(sweep)
+named = named_cells(sweep)
+rows = [*BASELINES, *params("infer")["models"], *cells]
 summaries = {m: read_json(f"metrics/eval/{m}.json") for m in rows}
 frames = {m: pd.read_csv(f"plots/eval/{m}/frames.csv").set_index("id") for m in rows}
 # losses only: timings and memory vary run to run and would make every `dvc metrics diff` show noise
 LOSSES = ("steps", "first_loss", "final_loss", "first_val_loss", "final_val_loss", "best_val_loss")
 training = {m: {k: v for k, v in read_json(f"metrics/train/{m}.json").items() if k in LOSSES}
-            for m in rows if m in params("sft")["runs"] or m == "E_grpo"}
-report = build_report(summaries, frames, params("report")["comparisons"], training, params()["seed"], BASELINES)
+            for m in rows if m in cells or m == "E_grpo"}
+report = build_report(summaries, frames, params("report")["comparisons"], training, seed, BASELINES)
+steps = (f"equal epochs: every run takes {sweep['epochs']} passes over its shots at batch {sft['batch_size']}"
+         if sweep["equal"] == "epochs" else f"equal steps: every run takes {sweep['steps']} optimizer steps")
+report["research"] = research_answers(frames, named, params("report")["noninferiority_margin"], seed, steps)
+report["grid"] = {"seeds": list(sweep["seeds"]), "shots": list(sweep["shots"]), "arms": list(sweep["arms"]),
+                  "arm_labels": {arm: ARM_LABELS.get(arm, arm) for arm in sweep["arms"]},
+                  "steps": steps, "named_cells": named, "summary": grid_summary(frames, cells, seed),
+                  "labels_saved": (labels_saved(frames, cells, named["B"], sweep["named"]["C"]["arm"], seed=seed)
+                                   if "B" in named and "C" in sweep["named"] else {}),
+                  "per_field": per_field_deltas(frames, named, seed=seed), "slices": slices(frames, named, seed)}
 perception = read_json("metrics/perception.json")  # the base's reading, without its curve (dvclive has it)
 report["perception"] = {k: v for k, v in perception.items() if k not in ("curve", "render_seconds", "train_seconds")}
 if not perception.get("skipped"):  # its trivial baseline on the same held-out frames: the pool labels' constant
-    report["perception"]["constant"] = constant_reading(params()["seed"], perception["frames"], perception["n_held_out"])
-report["research"] = research_answers(frames, params("report")["noninferiority_margin"], params()["seed"])
+    report["perception"]["constant"] = constant_reading(seed, perception["frames"], perception["n_held_out"])
 report["winprob"] = read_json("metrics/winprob.json")
+sources = next(iter(frames.values()))["source"].value_counts().to_dict()
+report["provenance"] = {
+    "model": params("model")["name"], "eval frames": f"{len(next(iter(frames.values())))} ({sources})",
+    "win-probability data": f"{report['winprob']['matches']} matches, {report['winprob']['snapshots']} snapshots",
+    "hardware": f"{platform.machine()}, {os.cpu_count()} CPUs"
+                + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"),
+    "torch": torch.__version__, "git revision": git_revision()}
 write_json("metrics/report.json", report)
 atomic_write_text("metrics/report.md", markdown(report))
-comparison_plot(report, "plots/comparison.png")
+first = sweep["seeds"][0]
+shown = {**{b: b for b in BASELINES}, **{m: m for m in params("infer")["models"]},
+         **{keys[0]: f"{name} (seed {first})" for name, keys in named.items()}}
+comparison_plot(report, "plots/comparison.png", shown)
+data_efficiency_plot(report, "plots/data_efficiency.png")
 log("report").info("%s", report["models_not_beating_constant"] and
                    f"not beating the constant: {report['models_not_beating_constant']}" or "every model beats the constant")
-for row in report["comparisons"]:
-    d = row["value_accuracy"]
-    if d["delta"] is not None:
-        log("report").info("%s vs %s: value accuracy %+.3f [%+.3f, %+.3f] -> %s", row["model"], row["baseline"],
-                           d["delta"], d["ci95"][0], d["ci95"][1], d["verdict"])
+for question, answer in report["research"].items():
+    if isinstance(answer, dict) and answer.get("delta") is not None:
+        log("report").info("%s: value accuracy %+.3f [%+.3f, %+.3f] -> %s", question, answer["delta"],
+                           *answer["ci95"], answer.get("answer", answer["verdict"]))

@@ -1,16 +1,22 @@
-"""Stage sft: visual SFT on N labeled screenshots for one run of the matrix (B, C, D); val loss on the val split.
+"""Stage sft: visual SFT of one cell of the research grid (params.yaml `sweep`: arm x shots x seed); val loss on
+the val split.
 
-    python stages/sft.py B_sft100             # what `dvc repro sft@B_sft100` runs
-    python stages/sft.py B_sft100 --resume    # continue from the newest checkpoint even if the config changed
-A crashed run of the same config resumes by itself: checkpoints live in .cache/checkpoints/<run> until it ends.
-    python stages/sft.py B_sft100 --dry-run   # load, one step, print peak memory and the full-run estimate
+    python stages/sft.py perception 100 0           # what `dvc repro sft@100-perception-0` runs (B, seed 0)
+    python stages/sft.py perception 100 0 --resume  # continue from the newest checkpoint even if the config changed
+A crashed run of the same config resumes by itself: checkpoints live in .cache/checkpoints/sft/<cell> until it ends.
+    python stages/sft.py perception 100 0 --dry-run # load, one step, print peak memory and the full-run estimate
+
+The shots are nested: a seed's train split in one shuffled order, each run taking its head, so the 20 shots of a
+seed are among its 100. The steps follow `sweep.equal`: equal epochs (shots * epochs / batch) or equal steps.
 """
 
 from _common import log, params
 
 import json
+import math
 import sys
 
+from chimera.grid import arm_base, cell_key
 from chimera.io import CHECKPOINT_CACHE, read_parquet, set_max_image_pixels, write_json
 from chimera.records import load_records
 from chimera.training.settings import lora_settings, model_settings
@@ -19,16 +25,22 @@ from chimera.vlm.views import load_view
 
 set_max_image_pixels(params("screens")["max_image_pixels"])  # docs/errors.md: bombs refused
 
-name = sys.argv[1]
-p, seed = params("sft"), params()["seed"]
-run = p["runs"][name]
+arm, shots, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+name = cell_key(arm, shots, seed)
+p, sweep = params("sft"), params("sweep")
+if sweep["equal"] not in ("epochs", "steps"):
+    raise SystemExit(f"params.yaml sweep.equal: {sweep['equal']!r} is not 'epochs' or 'steps'")
+steps = (math.ceil(shots * sweep["epochs"] / p["batch_size"]) if sweep["equal"] == "epochs" else sweep["steps"])
+base = arm_base(arm)
 splits = read_parquet("data/labeled/splits.parquet")
 labels = load_records("data/labeled/labels")
-shots = splits[splits.split == "train"].sample(frac=1.0, random_state=seed).head(run["shots"])
-view = load_view(run["base"])  # the base's own view of a frame (HUD crops for the perceiving tiny base)
-dataset = screen_dataset([(r.path, labels[r.id]["analysis"]) for r in shots.itertuples()], view)
+shuffled = splits[splits.split == "train"].sample(frac=1.0, random_state=seed)
+if len(shuffled) < shots:
+    raise SystemExit(f"sft {name}: {shots} shots asked, the train split has {len(shuffled)} frames (params.yaml split.train)")
+view = load_view(base)  # the base's own view of a frame (HUD crops for the perceiving tiny base)
+dataset = screen_dataset([(r.path, labels[r.id]["analysis"]) for r in shuffled.head(shots).itertuples()], view)
 val = screen_dataset([(r.path, labels[r.id]["analysis"]) for r in splits[splits.split == "val"].itertuples()], view)
-cfg = SFTRunConfig(base_model=run["base"], output_dir=f"models/{name}", max_steps=run.get("max_steps", p["max_steps"]),
+cfg = SFTRunConfig(base_model=base, output_dir=f"models/{name}", max_steps=steps,
                    learning_rate=p["learning_rate"], per_device_train_batch_size=p["batch_size"], seed=seed,
                    dvclive_dir=f"dvclive/{name}", eval_steps=p["eval_steps"], checkpoint_dir=str(CHECKPOINT_CACHE / name),
                    early_stopping_patience=p["early_stopping_patience"],
@@ -38,6 +50,7 @@ if "--dry-run" in sys.argv:
     print(json.dumps(dry_run(cfg, dataset), indent=2))
     raise SystemExit(0)
 summary = train(cfg, dataset, resume=True if "--resume" in sys.argv else None, eval_dataset=val)
-write_json(f"metrics/train/{name}.json", {k: v for k, v in summary.items() if k != "config"})
-log("sft").info("%s: %d examples, %d steps, loss %.3f -> %.3f, val loss %s", name, len(dataset), summary["steps"],
-                summary["first_loss"], summary["final_loss"], summary["final_val_loss"])
+write_json(f"metrics/train/{name}.json", {"arm": arm, "shots": shots, "seed": seed, "base": base,
+                                          **{k: v for k, v in summary.items() if k != "config"}})
+log("sft").info("%s: %d examples, %d steps, loss %s -> %s, val loss %s", name, len(dataset), summary["steps"],
+                summary["first_loss"], summary["final_loss"], summary["final_val_loss"])  # None under logging_steps

@@ -113,9 +113,10 @@ def test_analyze_without_a_model_picks_the_best_built_one_and_says_why(tmp_path,
     assert best_built_model() == (PARAMS["perception"]["out"], best_built_model()[1])
     assert "perception-pretrained base" in best_built_model()[1]
     # evaluated models: the best value accuracy whose folder exists wins
-    (tmp_path / "metrics/eval").mkdir(parents=True)
-    for name, accuracy in (("A_zeroshot", 0.6), ("B_sft100", 0.7), ("C_pretrain_sft100", 0.9)):
+    (tmp_path / "metrics/eval/sft").mkdir(parents=True)
+    for name, accuracy in (("A_zeroshot", 0.6), ("sft/perception-100-1", 0.7), ("sft/pretrain_strategy-100-0", 0.9)):
         (tmp_path / "metrics/eval" / f"{name}.json").write_text(json.dumps({"value_accuracy": {"value": accuracy}}))
-    (tmp_path / PARAMS["infer"]["models"]["B_sft100"]["path"]).mkdir(parents=True)
-    path, why = best_built_model()  # C scored best but its folder is gone: B
-    assert path == PARAMS["infer"]["models"]["B_sft100"]["path"] and why.startswith("B_sft100") and "70%" in why
+    b_seed_1 = "models/sft/perception-100-1/final_model/merged_16bit"
+    (tmp_path / b_seed_1).mkdir(parents=True)
+    path, why = best_built_model()  # C scored best but its folder is gone: B at seed 1, a cell of the grid
+    assert path == b_seed_1 and why.startswith("sft/perception-100-1") and "70%" in why

@@ -22,7 +22,7 @@ def test_every_stage_script_is_in_the_graph():
 
 def test_a_deleted_dep_is_caught():
     """The check fails when a stage's deps entry is removed: a module, a data folder, a params key."""
-    infer = next(s for s in STAGES if s.name == "infer@B_sft100")
+    infer = next(s for s in STAGES if s.name == "infer_sft@100-perception-0")
     for removed in ("chimera/vlm", "data/labeled/splits.parquet", "stages/_common.py"):
         broken = dataclasses.replace(infer, deps=infer.deps - {removed})
         assert undeclared(broken.script, broken.deps, broken.outs, broken.params, broken.argv), removed

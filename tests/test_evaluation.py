@@ -265,6 +265,9 @@ def test_report_pairs_models_frame_by_frame():
     assert report["models_not_beating_constant"] == ["B"] and report["models_beating_constant"] == ["C"]
     table = markdown(report)
     assert table.startswith("**Models that do not beat the constant predictor**: B.")
+    # the analysis is every row's `base`: equal to the constant's, so no model beats it there, and the verdict says so
+    assert report["models_beating_constant_on_analysis"] == []
+    assert "**On economy + importance no model beats the constant predictor.**" in table.split("\n")[0]
     assert "| C vs B (n=30) |" in table and "+5 pts [+5, +5]" in table and "6.00 -> 1.00" in table
     assert "| constant | baseline |" in table and "-2 pts [-2, -2]" in table
 
@@ -283,24 +286,94 @@ def test_a_repaired_answer_is_scored_but_not_schema_compliant():
     assert summary["fields"]["player_money"]["hit"] == 1 and summary["fields"]["player_health"]["missed_null"] == 1
 
 
-def test_research_answers_c_over_b_and_d_non_inferiority_from_per_frame_tables():
+def _grid_tables(shifts: dict[str, list[float]], n: int = 200, noise: float = 0.0):
+    """Per-frame tables for grid cells: one per (name, seed), value accuracy = a shared base + the seed's shift."""
     import numpy as np
     import pandas as pd
 
-    from chimera.evaluation.report import research_answers
-
     rng = np.random.default_rng(0)
-    ids = [f"f{i}" for i in range(200)]
-    base = rng.uniform(0.3, 0.6, size=200)
-    table = lambda shift: pd.DataFrame({"value_accuracy": base + shift}, index=ids)  # noqa: E731
-    frames = {"B_sft100": table(0.0), "C_pretrain_sft100": table(0.10), "D_pretrain_sft20": table(-0.01),
-              "C_control_sft100": table(0.10)}
-    r = research_answers(frames, margin=0.05)
+    ids = [f"f{i}" for i in range(n)]
+    base = rng.uniform(0.3, 0.6, size=n)
+    frames, named = {}, {}
+    for name, per_seed in shifts.items():
+        for s, shift in enumerate(per_seed):
+            values = base + shift + (rng.normal(0, noise, n) if noise else 0)
+            frames[f"{name}-{s}"] = pd.DataFrame({"value_accuracy": values, "analysis_accuracy": values / 2,
+                                                  "field:player_money": (values > 0.45).astype(float),
+                                                  "source": "synthetic"}, index=ids)
+            named.setdefault(name, []).append(f"{name}-{s}")
+    return frames, named
+
+
+def test_research_answers_c_over_b_and_d_non_inferiority_paired_over_seeds_and_frames():
+    from chimera.evaluation.report import research_answers, research_lines
+
+    frames, named = _grid_tables({"B": [0, 0], "C": [0.10, 0.10], "D": [-0.01, -0.01], "control": [0.10, 0.10]})
+    r = research_answers(frames, named, margin=0.05)
     assert r["C_vs_B"]["answer"] == "C > B" and r["C_vs_B"]["delta"] == pytest.approx(0.10)
+    assert r["C_vs_B"]["per_seed"] == pytest.approx([0.10, 0.10]) and r["C_vs_B"]["seeds"] == 2
+    assert r["C_vs_B"]["analysis_accuracy"]["delta"] == pytest.approx(0.05)
     assert r["D_vs_B"]["answer"].startswith("D is non-inferior")
     assert r["C_vs_control"]["answer"].startswith("C = control")  # extra training alone explains it here
-    frames["D_pretrain_sft20"] = table(-0.08)
-    assert research_answers(frames, margin=0.05)["D_vs_B"]["answer"].startswith("D is not shown non-inferior")
-    text = "\n".join(__import__("chimera.evaluation.report", fromlist=["research_lines"]).research_lines(r))
-    assert "same rule strategist" in text and "+10.0 pts" in text
-    assert research_answers({"B_sft100": table(0)}, 0.05) == {}
+    frames, named = _grid_tables({"B": [0, 0], "C": [0.10, 0.10], "D": [-0.08, -0.08], "control": [0, 0]})
+    assert research_answers(frames, named, margin=0.05)["D_vs_B"]["answer"].startswith("D is not shown non-inferior")
+    text = "\n".join(research_lines(r))
+    assert "same rule strategist" in text and "+10.0 pts" in text and "+10.0, +10.0" in text
+    assert research_answers({"B-0": frames["B-0"]}, {"B": ["B-0"]}, 0.05) == {}
+
+
+def test_a_difference_one_seed_shows_is_not_called_the_seeds_widen_the_interval():
+    """C beats B by 20 points at seed 0 and loses by 5 at seed 1: resampling frames alone would call it; resampling
+    the seeds too does not."""
+    from chimera.evaluation.report import seed_frame_matrix, seed_paired_delta
+
+    frames, named = _grid_tables({"B": [0, 0], "C": [0.20, -0.05]}, noise=0.05)
+    pooled = seed_paired_delta(frames, named["C"], named["B"])
+    assert pooled["delta"] == pytest.approx(0.075, abs=0.01) and pooled["verdict"] == "no detectable difference"
+    assert pooled["ci95"][0] < 0 < pooled["ci95"][1]
+    frames_only = (seed_frame_matrix(frames, named["C"], "value_accuracy")
+                   - seed_frame_matrix(frames, named["B"], "value_accuracy")).mean(axis=1)
+    from chimera.evaluation.report import paired_delta
+
+    assert paired_delta(frames_only, frames_only * 0)["verdict"] == "better"  # what ignoring the seeds would say
+
+
+def test_labels_saved_interpolates_the_strategy_curve_in_log_shots():
+    import math
+
+    from chimera.evaluation.report import labels_saved
+
+    def cells_for(strategy20, strategy100, noise=0.0):
+        frames, _ = _grid_tables({"s20": [strategy20] * 2, "s100": [strategy100] * 2, "v100": [0.10] * 2}, noise=noise)
+        cells = {f"{name}-{s}": {"arm": "vision" if name == "v100" else "strategy", "shots": int(name[1:]), "seed": s}
+                 for name in ("s20", "s100", "v100") for s in range(2)}
+        return frames, cells
+
+    frames, cells = cells_for(0.0, 0.20)  # the target (vision at 100) lies halfway, in log shots
+    saved = labels_saved(frames, cells, ["v100-0", "v100-1"], "strategy")
+    assert saved["shots_needed"] == pytest.approx(math.sqrt(20 * 100)) and saved["labels_saved"] == pytest.approx(100 - math.sqrt(2000))
+    frames, cells = cells_for(0.0, 0.20, noise=0.05)
+    saved = labels_saved(frames, cells, ["v100-0", "v100-1"], "strategy")
+    assert saved["ci95"][0] < math.sqrt(2000) < saved["ci95"][1]
+    frames, cells = cells_for(0.12, 0.20)  # already there at 20 shots
+    assert labels_saved(frames, cells, ["v100-0", "v100-1"], "strategy")["shots_needed"] == 20
+    frames, cells = cells_for(0.0, 0.05)  # never reaches it within the grid: not a number of labels saved
+    saved = labels_saved(frames, cells, ["v100-0", "v100-1"], "strategy")
+    assert saved["shots_needed"] == float("inf") and saved["labels_saved"] is None
+
+
+def test_grid_summary_per_field_and_slices_come_from_the_tables():
+    from chimera.evaluation.report import grid_summary, per_field_deltas, slices
+
+    frames, named = _grid_tables({"B": [0, 0.02], "C": [0.10, 0.10], "D": [0, 0]})
+    cells = {k: {"arm": name, "shots": 100, "seed": s} for name, keys in named.items() for s, k in enumerate(keys)}
+    summary = {r["arm"]: r for r in grid_summary(frames, cells)}
+    expected = (frames["B-0"].value_accuracy.mean() + frames["B-1"].value_accuracy.mean()) / 2
+    assert summary["B"]["value_accuracy"]["value"] == pytest.approx(expected)
+    assert summary["B"]["value_accuracy"]["per_seed"] == pytest.approx([frames["B-0"].value_accuracy.mean(),
+                                                                        frames["B-1"].value_accuracy.mean()])
+    fields = per_field_deltas(frames, named)
+    money = (frames["C-0"]["field:player_money"] - frames["B-0"]["field:player_money"]).mean() / 2 + \
+        (frames["C-1"]["field:player_money"] - frames["B-1"]["field:player_money"]).mean() / 2
+    assert fields["C-B"]["player_money"]["delta"] == pytest.approx(money)
+    assert slices(frames, named)["C"]["synthetic"]["n"] == 200

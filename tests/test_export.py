@@ -75,11 +75,13 @@ def test_model_card_carries_the_metrics_the_evaluation_computed(tiny, tmp_path, 
 
 
 def test_lineage_names_the_run_that_made_the_model(tmp_path):
-    params = {"seed": 0, "model": {"name": "tiny"},
-              "infer": {"models": {"D_pretrain_sft20": {"path": str(tmp_path / "d")}, "A_zeroshot": {"path": "x"}}},
-              "sft": {"runs": {"D_pretrain_sft20": {"shots": 20, "base": "models/pretrain_strategy/final_model"}}}}
-    name, lineage = lineage_of(str(tmp_path / "d"), params)
-    assert name == "D_pretrain_sft20" and lineage["shots"] == 20 and lineage["arm"] == "strategy-pretrained"
+    params = {"seed": 0, "model": {"name": "tiny"}, "infer": {"models": {"A_zeroshot": {"path": "models/perception"}}},
+              "sweep": {"shots": [20, 100], "arms": ["perception", "pretrain_strategy"], "seeds": [0, 1]}}
+    name, lineage = lineage_of("models/sft/pretrain_strategy-20-1/final_model/merged_16bit", params)
+    assert name == "sft/pretrain_strategy-20-1" and lineage["shots"] == 20 and lineage["seed"] == 1
+    assert lineage["arm"] == "strategy-pretrained" and lineage["base"] == "models/pretrain_strategy"
+    assert lineage_of("models/perception", params) == ("A_zeroshot", {
+        "base": "models/perception", "shots": 0, "arm": "zero-shot", "seed": 0, "base model": "tiny"})
     assert lineage_of("elsewhere", params)[1]["note"].startswith("not a model")
 
 

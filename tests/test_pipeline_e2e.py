@@ -1,6 +1,6 @@
-"""End to end: the whole DVC pipeline on a copy of the project with small params, offline; then a no-op repro;
-then DVC as a teammate uses it: push, a fresh clone with no ../shared beside it, pull, status clean, repro
-does nothing.
+"""End to end: the whole DVC pipeline on a copy of the project with small params (a reduced grid), offline; the
+report's numbers against the per-frame tables; then a no-op repro; then DVC as a teammate uses it: push, a fresh
+clone with no ../shared beside it, pull, status clean, repro does nothing; then a smaller grid as `dvc exp run`.
 
 Slow (minutes): every stage runs as its own process, as `make repro` runs it.
 """
@@ -22,7 +22,13 @@ SMALL_PARAMS = {
     ("split", "train"): 16, ("split", "val"): 4, ("split", "eval"): 8,
     ("pretrain_strategy", "max_steps"): 3, ("pretrain_strategy", "max_examples"): 24,
     ("pretrain_strategy", "batch_size"): 4,
-    ("sft", "max_steps"): 3, ("sft", "batch_size"): 2,
+    ("sft", "batch_size"): 2,
+    # a reduced grid: two shot counts, every arm, one seed; the named models are its points
+    ("sweep", "shots"): [3, 6], ("sweep", "seeds"): [0], ("sweep", "equal"): "steps", ("sweep", "steps"): 2,
+    ("sweep", "named"): {"B": {"arm": "perception", "shots": 6}, "C": {"arm": "pretrain_strategy", "shots": 6},
+                         "D": {"arm": "pretrain_strategy", "shots": 3}, "control": {"arm": "pretrain_control", "shots": 6}},
+    ("grpo", "base"): "models/sft/perception-6-0/final_model/merged_16bit", ("report", "hybrid_with"): "sft/perception-6-0",
+    ("report", "comparisons"): [["sft/perception-6-0", "A_zeroshot"], ["E_grpo", "sft/perception-6-0"]],
     ("grpo", "max_steps"): 1, ("grpo", "examples"): 4, ("grpo", "batch_size"): 2, ("grpo", "num_generations"): 2,
     ("grpo", "max_completion_length"): 16,
     ("infer", "max_new_tokens"): 24,
@@ -36,6 +42,22 @@ SMALL_PARAMS = {
     ("winprob", "calibrations"): ["none"], ("winprob", "logreg_C"): [1.0], ("winprob", "outer_folds"): 3,
     ("winprob", "inner_folds"): 2, ("winprob", "bootstrap"): 50,
 }
+
+
+def check_report_against_frames(repo: Path, report: dict) -> None:
+    """The report's research answer and grid means, recomputed from the per-frame tables it was computed from."""
+    import pandas as pd
+
+    def table(key):
+        return pd.read_csv(repo / "plots" / "eval" / key / "frames.csv").set_index("id")
+
+    c_minus_b = (table("sft/pretrain_strategy-6-0").value_accuracy - table("sft/perception-6-0").value_accuracy).dropna()
+    assert report["research"]["C_vs_B"]["delta"] == pytest.approx(c_minus_b.mean())
+    assert report["research"]["C_vs_B"]["per_seed"] == pytest.approx([c_minus_b.mean()])
+    for row in report["grid"]["summary"]:
+        (key,) = row["models"]
+        assert row["value_accuracy"]["value"] == pytest.approx(table(key).value_accuracy.mean()), key
+        assert report["rows"][key]["value_accuracy"]["value"] == pytest.approx(table(key).value_accuracy.mean()), key
 
 
 def copy_project(dest: Path) -> None:
@@ -61,7 +83,6 @@ def test_dvc_repro_runs_every_stage_offline_and_a_second_repro_is_a_noop(tmp_pat
         for key in keys[:-1]:
             node = node[key]
         node[keys[-1]] = value
-    params["sft"]["runs"]["D_pretrain_sft20"]["shots"] = 6
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "ANTHROPIC_API_KEY": ""}
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
@@ -80,12 +101,14 @@ def test_dvc_repro_runs_every_stage_offline_and_a_second_repro_is_a_noop(tmp_pat
     run(*dvc, "repro")
 
     report = json.loads((repo / "metrics" / "report.json").read_text())
-    models = set(yaml.safe_load((repo / "params.yaml").read_text())["infer"]["models"])
-    assert models >= {"A_zeroshot", "B_sft100", "C_pretrain_sft100", "D_pretrain_sft20", "E_grpo", "C_control_sft100"}
+    grid = {f"sft/{arm}-{shots}-0" for arm in ("perception", "pretrain_strategy", "pretrain_control") for shots in (3, 6)}
+    models = {"A_zeroshot", "E_grpo"} | grid
     assert set(report["rows"]) == models | {"constant", "ocr", "hybrid"}
     assert report["research"]["C_vs_control"]["n"] == 8 and "margin" in report["research"]["D_vs_B"]
+    check_report_against_frames(repo, report)
     review = (repo / "reports" / "review.html").read_text()
-    assert "Content-Security-Policy" in review and all(f'"{m}"' in review for m in models)
+    shown = {"A_zeroshot", "E_grpo", "sft/perception-6-0", "sft/pretrain_strategy-6-0", "sft/pretrain_strategy-3-0"}
+    assert "Content-Security-Policy" in review and all(f'"{m}"' in review for m in shown)
     export = json.loads((repo / "metrics" / "export.json").read_text())
     assert export["model"] in models and (repo / "models" / "export" / "README.md").exists()
     assert all(m["n_frames"] == 8 for m in report["rows"].values())
@@ -93,9 +116,10 @@ def test_dvc_repro_runs_every_stage_offline_and_a_second_repro_is_a_noop(tmp_pat
     assert set(report["models_beating_constant"]) | set(report["models_not_beating_constant"]) == models
     assert (repo / "metrics" / "report.md").read_text().split("\n")[0].startswith(("**", "Every model"))
     assert (repo / "plots" / "comparison.png").stat().st_size > 10_000
-    assert (repo / "models" / "C_pretrain_sft100" / "final_model" / "merged_16bit" / "config.json").exists()
-    assert (repo / "dvclive" / "B_sft100" / "metrics.json").exists()
-    assert json.loads((repo / "metrics" / "train" / "B_sft100.json").read_text())["final_val_loss"] is not None
+    assert (repo / "plots" / "data_efficiency.png").stat().st_size > 10_000
+    assert (repo / "models" / "sft" / "pretrain_strategy-6-0" / "final_model" / "merged_16bit" / "config.json").exists()
+    assert (repo / "dvclive" / "sft" / "perception-6-0" / "metrics.json").exists()
+    assert json.loads((repo / "metrics" / "train" / "sft" / "perception-6-0.json").read_text())["final_val_loss"] is not None
     assert json.loads((repo / "metrics" / "winprob.json").read_text())["beats_baseline"]
     import pandas as pd
 
@@ -106,7 +130,7 @@ def test_dvc_repro_runs_every_stage_offline_and_a_second_repro_is_a_noop(tmp_pat
         assert all(k in meta["boxes"] for keys in meta["elements"].values() for k in keys)
     assert "up to date" in run(*dvc, "status")
     shown = run(*dvc, "metrics", "show", "--json")
-    assert "report.json" in shown and "winprob.json" in shown and "B_sft100" in shown
+    assert "report.json" in shown and "winprob.json" in shown and "perception-6-0" in shown
 
     # a teammate: the repository and the remote, no ../shared
     remote = tmp_path / "remote"
@@ -122,3 +146,11 @@ def test_dvc_repro_runs_every_stage_offline_and_a_second_repro_is_a_noop(tmp_pat
     assert (clone / "data" / "raw" / "screenshots" / "manifest.csv").exists()
     assert "up to date" in run(*dvc, "status", cwd=clone)
     assert "Running stage" not in run(*dvc, "repro", cwd=clone)
+
+    # a reduced grid as an experiment: the 3-shot cells leave the pipeline, nothing is retrained, the metrics list it
+    out = run(*dvc, "exp", "run", "-S", "sweep.shots=[6]", "-n", "six-shots")
+    assert "Running stage 'sft@" not in out and "Running stage 'report'" in out
+    shown = run(*dvc, "exp", "show", "--json")
+    assert "six-shots" in shown and "value_accuracy" in shown
+    reduced = json.loads((repo / "metrics" / "report.json").read_text())
+    assert not any("-3-" in row for row in reduced["rows"]) and reduced["research"] == {}  # D is not in this grid

@@ -69,6 +69,40 @@ def test_only_lora_and_lm_head_are_trainable(tiny, tmp_path, screens):
     assert all("language_model" in m for m in lora_modules)
 
 
+def test_sft_runs_the_shared_system_prompt_once_with_trls_loss_and_gradients(tiny, tmp_path, screens, monkeypatch):
+    """The trainer's batches (trl's vision collator, flushed left) share the research prompt's system text; the
+    shared-prefix loss must equal trl's own, gradients included, and it must actually be taken."""
+    from trl import SFTTrainer
+
+    from chimera.training.prefix import shared_prefix_length
+
+    c = cfg(tiny, tmp_path, per_device_train_batch_size=4, lora_dropout=0.0)
+    torch.manual_seed(0)
+    model, processor = load_for_training(c)
+    trainer = make_trainer(c, model, processor, screen_dataset([(p, a) for _, p, a in screens]))
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert shared_prefix_length(batch) > 500  # the system text, shared by every row
+    trainer.model.train()
+
+    def loss_and_grads(compute):
+        trainer.model.zero_grad()
+        loss = compute(trainer, trainer.model, dict(batch))
+        loss.backward()
+        return loss.item(), {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+
+    def trl_path(*args, **kwargs):
+        raise AssertionError("the shared-prefix path was not taken")
+
+    with monkeypatch.context() as patched:  # trl's own loss is off limits while the shared path computes
+        patched.setattr(SFTTrainer, "compute_loss", trl_path)
+        shared, shared_grads = loss_and_grads(type(trainer).compute_loss)
+    plain, plain_grads = loss_and_grads(SFTTrainer.compute_loss)
+    assert shared == pytest.approx(plain, rel=1e-5)
+    assert shared_grads.keys() == plain_grads.keys() and len(shared_grads) > 0
+    for name, grad in plain_grads.items():
+        assert torch.allclose(shared_grads[name], grad, atol=1e-5, rtol=1e-3), name
+
+
 def test_text_pretraining_leaves_vision_bit_identical_and_merged_model_generates(tiny, tmp_path, screens):
     before, _ = load_model(ModelConfig(name=tiny))
     vision_before = {k: v.clone() for k, v in before.state_dict().items() if ".visual." in f".{k}"}

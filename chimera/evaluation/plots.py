@@ -64,10 +64,12 @@ def write_plots(summary: dict, scores: list[FrameScore], folder: str | Path, tit
     return written
 
 
-def comparison_plot(report: dict, path: str | Path) -> Path:
-    """Left: headline rates per row (baselines and models) with 95% CIs, the constant predictor's value accuracy
-    as a dashed line. Right: paired differences against each comparison's reference."""
-    models = report["rows"]
+def comparison_plot(report: dict, path: str | Path, shown: dict[str, str] | None = None) -> Path:
+    """Left: headline rates per row (baselines and models; `shown` picks rows and labels them) with 95% CIs, the
+    constant predictor's value accuracy as a dashed line. Right: the research answers (over seeds and frames) and
+    the paired differences of the report's comparisons."""
+    shown = shown or {name: name for name in report["rows"]}
+    models = {shown[n]: report["rows"][n] for n in shown if n in report["rows"]}
     names = list(models)
     bars = [("value_accuracy", "game_state value acc."), ("analysis_accuracy", "economy+importance"),
             ("consistency", "consistency"), ("grounding", "grounding")]
@@ -88,8 +90,13 @@ def comparison_plot(report: dict, path: str | Path) -> Path:
     left.set(ylim=(0, 1.05), ylabel="rate (95% bootstrap CI)", title="Baselines and models on the evaluation frames")
     left.legend(fontsize=8, ncol=3)
 
-    rows = [(f"{c['model']} - {c['baseline']}", key, c[key]) for c in report["comparisons"]
-            for key in ("value_accuracy", "analysis_accuracy") if c[key]["delta"] is not None]
+    research = report.get("research") or {}
+    rows = [(question.replace("_vs_", " - "), key, research[question] if key == "value_accuracy" else research[question][key])
+            for question in ("C_vs_B", "D_vs_B", "C_vs_control") if question in research
+            for key in ("value_accuracy", "analysis_accuracy")]
+    rows += [(f"{shown.get(c['model'], c['model'])} - {shown.get(c['baseline'], c['baseline'])}", key, c[key])
+             for c in report["comparisons"] for key in ("value_accuracy", "analysis_accuracy") if c[key]["delta"] is not None]
+    rows = [row for row in rows if row[2]["delta"] is not None]
     for y, (label, key, d) in enumerate(rows):
         color = "#4c72b0" if key == "value_accuracy" else "#dd8452"
         right.errorbar(d["delta"], y, xerr=[[d["delta"] - d["ci95"][0]], [d["ci95"][1] - d["delta"]]], fmt="o",
@@ -98,7 +105,42 @@ def comparison_plot(report: dict, path: str | Path) -> Path:
     right.set_yticks(range(len(rows)), [f"{label}\n{'state' if key == 'value_accuracy' else 'economy+imp.'}"
                                         for label, key, _ in rows], fontsize=7)
     right.invert_yaxis()
-    right.set(xlabel="paired difference (95% bootstrap CI over frames)", title="Does it help?")
+    right.set(xlabel="paired difference (95% interval; C, D, control: over seeds and frames)", title="Does it help?")
+    fig.tight_layout()
+    out = save_figure(fig, path)
+    plt.close(fig)
+    return out
+
+
+def data_efficiency_plot(report: dict, path: str | Path) -> Path:
+    """Accuracy against shots, one line per arm (mean over seeds, band: 95% interval over seeds and frames, dots:
+    the seeds), with the constant, OCR and zero-shot rows of the same run as horizontal lines."""
+    summary, rows, labels = report["grid"]["summary"], report["rows"], report["grid"].get("arm_labels", {})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, (key, title) in zip(axes, (("value_accuracy", "game_state value accuracy"),
+                                       ("analysis_accuracy", "economy + importance accuracy"))):
+        for arm in dict.fromkeys(r["arm"] for r in summary):
+            points = [r for r in summary if r["arm"] == arm and r[key]["value"] is not None]
+            if not points:
+                continue
+            x = [r["shots"] for r in points]
+            line, = ax.plot(x, [r[key]["value"] for r in points], "o-", label=labels.get(arm, arm))
+            ax.fill_between(x, [r[key]["ci95"][0] for r in points], [r[key]["ci95"][1] for r in points],
+                            color=line.get_color(), alpha=0.15)
+            for r in points:
+                ax.scatter([r["shots"]] * len(r[key]["per_seed"]), r[key]["per_seed"], s=10, color=line.get_color(),
+                           alpha=0.6)
+        for name, style, label in (("constant", "--", "constant"), ("ocr", ":", "OCR"), ("A_zeroshot", "-.", "A (zero-shot)")):
+            value = (rows.get(name) or {}).get(key, {}).get("value")
+            if value is not None and not np.isnan(value):
+                ax.axhline(value, ls=style, color="black", lw=1, label=label)
+        shots = sorted({r["shots"] for r in summary})
+        ax.set_xscale("log")
+        ax.set_xticks(shots, [str(s) for s in shots])
+        ax.minorticks_off()
+        ax.set(xlabel="labelled screenshots (shots)", ylabel=title, title=title, ylim=(0, 1.02))
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Data efficiency ({len(report['grid']['seeds'])} seeds, {report['grid']['steps']})", fontsize=9)
     fig.tight_layout()
     out = save_figure(fig, path)
     plt.close(fig)

@@ -62,6 +62,8 @@ def build_report(summaries: dict[str, dict], frames: dict[str, pd.DataFrame], co
         }
         if CONSTANT in frames and name != CONSTANT:
             rows[name]["margin_over_constant"] = paired_delta(table[HEADLINE], frames[CONSTANT][HEADLINE], seed)
+            rows[name]["analysis_margin_over_constant"] = paired_delta(table["analysis_accuracy"],
+                                                                       frames[CONSTANT]["analysis_accuracy"], seed)
     deltas = []
     for a, b in comparisons:
         if a not in frames or b not in frames:
@@ -72,8 +74,10 @@ def build_report(summaries: dict[str, dict], frames: dict[str, pd.DataFrame], co
         deltas.append(row)
     models = [n for n, r in rows.items() if r["kind"] == "model"]
     below = [n for n in models if (rows[n].get("margin_over_constant") or {}).get("verdict") != "better"]
+    analysis_above = [n for n in models if (rows[n].get("analysis_margin_over_constant") or {}).get("verdict") == "better"]
     return {"rows": rows, "comparisons": deltas, "headline": HEADLINE,
-            "models_not_beating_constant": below, "models_beating_constant": [n for n in models if n not in below]}
+            "models_not_beating_constant": below, "models_beating_constant": [n for n in models if n not in below],
+            "models_beating_constant_on_analysis": analysis_above}
 
 
 def _mean_ci(values: pd.Series, seed: int) -> dict:
@@ -99,16 +103,118 @@ def _delta(d: dict) -> str:
     return f"{100 * d['delta']:+.0f} pts [{100 * d['ci95'][0]:+.0f}, {100 * d['ci95'][1]:+.0f}]"
 
 
-RESEARCH = {"B": "B_sft100", "C": "C_pretrain_sft100", "D": "D_pretrain_sft20", "control": "C_control_sft100"}
+# --------------------------------------------------------------------------------------------------
+# The research grid (params.yaml sweep): seeds x frames, paired
+# --------------------------------------------------------------------------------------------------
+
+def seed_frame_matrix(frames: dict[str, pd.DataFrame], keys: list[str], column: str) -> pd.DataFrame:
+    """frames x seeds: `column` of each key's per-frame table (one key per seed, in seed order)."""
+    return pd.concat({i: frames[k][column] for i, k in enumerate(keys)}, axis=1)
 
 
-def research_answers(frames: dict[str, pd.DataFrame], margin: float, seed: int = 0) -> dict:
-    """The research plan's two questions on game_state value accuracy, paired per frame with 95% intervals:
-    is C > B, and is D no worse than B by more than `margin` (non-inferiority)? And the control: is C > the arm
-    pretrained on shuffled targets, which tells game knowledge from extra training of any kind."""
-    if not all(name in frames for name in RESEARCH.values()):
+def _replicates(n_rows: int, n_cols: int, seed: int, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Bootstrap index pairs: seeds resampled, then frames; the first pair is the sample itself."""
+    rng = np.random.default_rng(seed)
+    return [(np.arange(n_rows), np.arange(n_cols))] + [
+        (rng.integers(0, n_rows, n_rows), rng.integers(0, n_cols, n_cols)) for _ in range(n)]
+
+
+def _mean(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> float:
+    picked = matrix[np.ix_(rows, cols)]
+    return float(np.nanmean(picked)) if np.isfinite(picked).any() else float("nan")
+
+
+def seed_frame_mean(matrix: pd.DataFrame, seed: int = 0, n: int = 2000) -> dict:
+    """Mean of a frames x seeds matrix with a 95% interval that resamples seeds and frames (hierarchical
+    bootstrap), so it covers training randomness as well as the choice of frames. One seed: frames only."""
+    m = matrix.dropna(how="all").to_numpy(dtype=float)
+    if m.size == 0 or not np.isfinite(m).any():
+        return {"value": None, "ci95": [None, None], "n": 0, "seeds": int(matrix.shape[1]), "per_seed": []}
+    reps = [_mean(m, r, c) for r, c in _replicates(*m.shape, seed, n)]
+    lo, hi = np.nanpercentile(reps[1:], [2.5, 97.5])
+    return {"value": reps[0], "ci95": [float(lo), float(hi)], "n": int(m.shape[0]), "seeds": int(m.shape[1]),
+            "per_seed": [float(np.nanmean(m[:, j])) for j in range(m.shape[1])]}
+
+
+def seed_paired_delta(frames: dict[str, pd.DataFrame], a: list[str], b: list[str], column: str = HEADLINE,
+                      seed: int = 0, n: int = 2000) -> dict:
+    """mean(a - b), paired per seed (a[i] and b[i] share seed i: the same shots) and per frame, with the
+    hierarchical 95% interval of `seed_frame_mean`."""
+    diff = seed_frame_matrix(frames, a, column) - seed_frame_matrix(frames, b, column)
+    out = seed_frame_mean(diff, seed, n)
+    out = {"delta": out.pop("value"), **out}
+    lo, hi = out["ci95"]
+    out["verdict"] = ("no frames in common" if out["delta"] is None else
+                      "better" if lo > 0 else "worse" if hi < 0 else "no detectable difference")
+    return out
+
+
+def grid_summary(frames: dict[str, pd.DataFrame], cells: dict[str, dict], seed: int = 0) -> list[dict]:
+    """One row per arm and shot count: value and analysis accuracy over its seeds, with hierarchical intervals."""
+    rows = []
+    for arm in dict.fromkeys(c["arm"] for c in cells.values()):
+        for shots in sorted({c["shots"] for c in cells.values() if c["arm"] == arm}):
+            keys = [k for k, c in sorted(cells.items(), key=lambda kc: kc[1]["seed"])
+                    if c["arm"] == arm and c["shots"] == shots and k in frames]
+            if keys:
+                rows.append({"arm": arm, "shots": shots, "models": keys, **{
+                    column: seed_frame_mean(seed_frame_matrix(frames, keys, column), seed)
+                    for column in (HEADLINE, "analysis_accuracy")}})
+    return rows
+
+
+def _crossing(shots: list[int], means: list[float], target: float) -> float:
+    """The fewest shots at which the curve reaches `target`, interpolated in log shots; shots[0] when it starts at
+    or above it, inf when it never does within the grid."""
+    if means[0] >= target:
+        return float(shots[0])
+    for (s0, m0), (s1, m1) in zip(zip(shots, means), zip(shots[1:], means[1:])):
+        if m0 < target <= m1:
+            t = (target - m0) / (m1 - m0)
+            return float(np.exp(np.log(s0) + t * (np.log(s1) - np.log(s0))))
+    return float("inf")
+
+
+def labels_saved(frames: dict[str, pd.DataFrame], cells: dict[str, dict], reference: list[str], arm: str,
+                 column: str = HEADLINE, seed: int = 0, n: int = 2000) -> dict:
+    """How many shots `arm` needs to match the reference model (vision-only at its shots, over seeds), with a 95%
+    interval from the same seeds-then-frames bootstrap applied to every cell at once."""
+    by_shots = {}
+    for key, c in sorted(cells.items(), key=lambda kc: (kc[1]["shots"], kc[1]["seed"])):
+        if c["arm"] == arm and key in frames:
+            by_shots.setdefault(c["shots"], []).append(key)
+    if not by_shots or not all(k in frames for k in reference):
         return {}
-    d = lambda a, b: paired_delta(frames[RESEARCH[a]][HEADLINE], frames[RESEARCH[b]][HEADLINE], seed)  # noqa: E731
+    shots = sorted(by_shots)
+    index = seed_frame_matrix(frames, reference, column).index
+    mats = [seed_frame_matrix(frames, by_shots[s], column).reindex(index).to_numpy(dtype=float) for s in shots]
+    ref = seed_frame_matrix(frames, reference, column).to_numpy(dtype=float)
+    if any(m.shape[1] != ref.shape[1] for m in mats):
+        return {}
+    needed = [_crossing(shots, [_mean(m, r, c) for m in mats], _mean(ref, r, c))
+              for r, c in _replicates(*ref.shape, seed, n)]
+    lo, hi = (float(q) for q in np.quantile(needed[1:], [0.025, 0.975], method="inverted_cdf"))
+    ref_shots = cells[reference[0]]["shots"]
+    return {"arm": arm, "reference": reference, "reference_shots": ref_shots, "target": _mean(ref, *_replicates(*ref.shape, 0, 0)[0]),
+            "curve": {int(s): _mean(m, *_replicates(*ref.shape, 0, 0)[0]) for s, m in zip(shots, mats)},
+            "shots_needed": needed[0], "ci95": [lo, hi], "grid": shots,
+            "labels_saved": ref_shots - needed[0] if np.isfinite(needed[0]) else None}
+
+
+def research_answers(frames: dict[str, pd.DataFrame], named: dict[str, list[str]], margin: float, seed: int = 0,
+                     steps: str = "") -> dict:
+    """The research plan's two questions, on game_state value accuracy (and the analysis accuracy beside it),
+    paired per seed and frame with 95% intervals over seeds and frames: is C > B, and is D no worse than B by more
+    than `margin` (non-inferiority)? And the control: is C > the arm pretrained on shuffled targets, which tells
+    game knowledge from extra training of any kind. `named`: 'B' -> B's model keys over the seeds."""
+    if not all(name in named and all(k in frames for k in named[name]) for name in ("B", "C", "D", "control")):
+        return {}
+
+    def d(a: str, b: str) -> dict:
+        out = seed_paired_delta(frames, named[a], named[b], HEADLINE, seed)
+        out["analysis_accuracy"] = seed_paired_delta(frames, named[a], named[b], "analysis_accuracy", seed)
+        return out
+
     c_b, d_b, c_ctl, ctl_b = d("C", "B"), d("D", "B"), d("C", "control"), d("control", "B")
     lo = d_b["ci95"][0]
     return {
@@ -122,24 +228,56 @@ def research_answers(frames: dict[str, pd.DataFrame], margin: float, seed: int =
                                                                        "C = control within the interval: no sign that "
                                                                        "game knowledge, rather than extra training, matters")},
         "control_vs_B": ctl_b,
-        "steps": "every run takes the same number of screenshot optimizer steps (sft.max_steps), whatever its shots",
+        "named": named,
+        "steps": steps,
         "caveat": ("On the embedded default the analysis labels and the strategy pretraining text come from the same "
                    "rule strategist, so C > B there is a positive control of the transfer mechanism (text-only "
                    "pretraining reaching image-conditioned answers), not evidence about game knowledge; the control "
                    "arm, pretrained on the same text with shuffled targets, is what tells the two apart."),
-        "not_yet": ("single seed; the shots sweep over seeds (issue 16) is not built yet, so intervals cover frames "
-                    "only, not training randomness"),
+        "not_yet": ("the strategy and control pretraining run once (the top-level seed), so the seeds cover the "
+                    "screenshot SFT's randomness (shot draw, LoRA init, data order), not the pretraining's; E (GRPO) "
+                    "is trained from B at the first seed only"),
     }
+
+
+def per_field_deltas(frames: dict[str, pd.DataFrame], named: dict[str, list[str]], pairs=(("C", "B"), ("D", "B")),
+                     seed: int = 0) -> dict:
+    """Per game_state field, the paired difference of each pair over seeds and frames (exact-value hits)."""
+    out = {}
+    for a, b in pairs:
+        if a in named and b in named and all(k in frames for k in named[a] + named[b]):
+            out[f"{a}-{b}"] = {f: seed_paired_delta(frames, named[a], named[b], f"field:{f}", seed, n=1000)
+                               for f in GAME_STATE_FIELDS if f"field:{f}" in frames[named[a][0]]}
+    return out
+
+
+def slices(frames: dict[str, pd.DataFrame], named: dict[str, list[str]], seed: int = 0) -> dict:
+    """Value accuracy per frame source (synthetic, video, real screenshots) for each named model, over seeds."""
+    out = {}
+    for name, keys in named.items():
+        if not all(k in frames for k in keys) or "source" not in frames[keys[0]]:
+            continue
+        source = frames[keys[0]]["source"]
+        out[name] = {str(src): seed_frame_mean(seed_frame_matrix(frames, keys, HEADLINE)[source == src], seed, n=1000)
+                     for src in sorted(source.dropna().unique())}
+    return out
+
+
+def _pts(x) -> str:
+    return "-" if x is None else f"{100 * x:+.1f}"
 
 
 def research_lines(r: dict) -> list[str]:
     if not r:
         return []
-    pts = lambda x: "-" if x is None else f"{100 * x:+.1f}"  # noqa: E731
-    row = lambda name, q: (f"| {name} | {pts(q['delta'])} pts [{pts(q['ci95'][0])}, {pts(q['ci95'][1])}] | "  # noqa: E731
-                           f"{q['n']} | {q.get('answer', q['verdict'])} |")
-    return ["", "The research questions (game_state value accuracy, paired per frame, 95% interval; "
-            f"{r['steps']}):", "", "| question | difference | frames | answer |", "|---|---|---|---|",
+    row = lambda name, q: (f"| {name} | {_pts(q['delta'])} pts [{_pts(q['ci95'][0])}, {_pts(q['ci95'][1])}] | "  # noqa: E731
+                           f"{', '.join(_pts(x) for x in q['per_seed'])} | {q['seeds']} x {q['n']} | "
+                           f"{_pts(q['analysis_accuracy']['delta'])} [{_pts(q['analysis_accuracy']['ci95'][0])}, "
+                           f"{_pts(q['analysis_accuracy']['ci95'][1])}] | {q.get('answer', q['verdict'])} |")
+    return ["", "The research questions (game_state value accuracy, paired per seed and frame; 95% intervals resample "
+            f"seeds, then frames; {r['steps']}):", "",
+            "| question | difference | per seed | seeds x frames | economy+importance difference | answer |",
+            "|---|---|---|---|---|---|",
             row("is C (strategy pretraining + 100) better than B (100)?", r["C_vs_B"]),
             row(f"is D (strategy pretraining + 20) no worse than B by more than {100 * r['D_vs_B']['margin']:.0f} "
                 "points?", r["D_vs_B"]),
@@ -148,16 +286,88 @@ def research_lines(r: dict) -> list[str]:
             "", r["caveat"], f"Not yet: {r['not_yet']}."]
 
 
+def grid_lines(report: dict) -> list[str]:
+    """The grid table, labels saved, per-field deltas and slices (report['grid'])."""
+    g = report.get("grid")
+    if not g:
+        return []
+    labels = g.get("arm_labels", {})
+    names = {tuple(v): k for k, v in (g.get("named_cells") or {}).items()}
+    lines = ["", f"The shots sweep ({g['steps']}; {len(g['seeds'])} seeds: {g['seeds']}; the plot: "
+             "[plots/data_efficiency.png](../plots/data_efficiency.png)):", "",
+             "| arm | shots | named | value accuracy [95%] | per seed | economy+importance [95%] |", "|---|---|---|---|---|---|"]
+    for row in g["summary"]:
+        va, an = row[HEADLINE], row["analysis_accuracy"]
+        band = lambda q: f"{_pct(q['value'])} [{_pct(q['ci95'][0])}, {_pct(q['ci95'][1])}]"  # noqa: E731
+        lines.append(f"| {labels.get(row['arm'], row['arm'])} | {row['shots']} | {names.get(tuple(row['models']), '')} | "
+                     f"{band(va)} | {', '.join(_pct(x) for x in va['per_seed'])} | {band(an)} |")
+    saved = g.get("labels_saved") or {}
+    if saved:
+        fmt = lambda x: (f"more than {max(saved['grid'])}" if not np.isfinite(x) else  # noqa: E731
+                         f"{min(saved['grid'])} or fewer" if x <= min(saved["grid"]) else f"{x:.0f}")
+        lines += ["", f"Labels saved: the {labels.get(saved['arm'], saved['arm'])} arm needs "
+                  f"{fmt(saved['shots_needed'])} shots to match vision-only at {saved['reference_shots']} "
+                  f"({_pct(saved['target'])} value accuracy; 95% interval {fmt(saved['ci95'][0])} to "
+                  f"{fmt(saved['ci95'][1])} shots, interpolated in log shots between the grid's {saved['grid']})."]
+    fields = g.get("per_field") or {}
+    if fields:
+        pairs = list(fields)
+        lines += ["", "Per field (exact value, paired over seeds and frames, points [95%]):", "",
+                  "| field | " + " | ".join(pairs) + " |", "|" + "---|" * (len(pairs) + 1)]
+        for f in GAME_STATE_FIELDS:
+            cells = [fields[p].get(f) for p in pairs]
+            if any(c and c["delta"] is not None for c in cells):
+                lines.append(f"| {f} | " + " | ".join(
+                    "-" if not c or c["delta"] is None else f"{_pts(c['delta'])} [{_pts(c['ci95'][0])}, {_pts(c['ci95'][1])}]"
+                    for c in cells) + " |")
+    sl = g.get("slices") or {}
+    if sl:
+        sources = sorted({src for v in sl.values() for src in v})
+        first = next(iter(sl.values()))
+        lines += ["", "Slices by frame source (value accuracy over seeds and frames; a source with no labelled frames "
+                  "in the eval split has no column: real screenshots need Claude or GSI labels):", "",
+                  "| model | " + " | ".join(f"{src} (n={first[src]['n']})" if src in first else src for src in sources)
+                  + " |", "|" + "---|" * (len(sources) + 1)]
+        for name, v in sl.items():
+            lines.append(f"| {name} | " + " | ".join(_pct(v[src]["value"]) if src in v else "-" for src in sources) + " |")
+    return lines
+
+
+def provenance_lines(p: dict | None) -> list[str]:
+    if not p:
+        return []
+    return ["", "Made by: " + "; ".join(f"{k}: {v}" for k, v in p.items()) + "."]
+
+
+def git_revision() -> str:
+    import subprocess
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+        return (rev or "unknown") + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+
+
 def verdict_line(report: dict) -> str:
-    """The first thing a reader sees: which models beat the constant predictor, which do not."""
+    """The first thing a reader sees: which models beat the constant predictor, which do not, on the game_state
+    and on the analysis (economy + importance)."""
     below, above = report["models_not_beating_constant"], report["models_beating_constant"]
     if not above:
-        return ("**No model beats the constant predictor** on game_state value accuracy (paired 95% interval "
+        line = ("**No model beats the constant predictor** on game_state value accuracy (paired 95% interval "
                 "above zero): " + ", ".join(below) + ".")
-    if below:
-        return (f"**Models that do not beat the constant predictor**: {', '.join(below)}. "
+    elif below:
+        line = (f"**Models that do not beat the constant predictor**: {', '.join(below)}. "
                 f"Models that do: {', '.join(above)}.")
-    return f"Every model beats the constant predictor: {', '.join(above)}."
+    else:
+        line = f"Every model beats the constant predictor on game_state value accuracy: {', '.join(above)}."
+    analysis = report.get("models_beating_constant_on_analysis")
+    if analysis is not None:
+        line += (" **On economy + importance no model beats the constant predictor.**" if not analysis else
+                 f" On economy + importance, the models that beat the constant: {', '.join(analysis)}.")
+    return line
 
 
 # issue 15's targets for the perceiving base on held-out synthetic frames
@@ -260,11 +470,13 @@ def markdown(report: dict) -> str:
     for name, m in report["rows"].items():
         lines.append(f"| {name} | " + " | ".join(_pct(m["fields"][f]) for f in OCR_FIELDS) + " |")
     lines += research_lines(report.get("research") or {})
+    lines += grid_lines(report)
     lines += perception_lines(report.get("perception"))
     lines += winprob_lines(report.get("winprob"))
     lines += ["", "Every frame beside its label and each model's answer, disagreements highlighted, worst first on "
               "request: [reports/review.html](../reports/review.html) (the `review` stage; serve the repository root "
               "with `python -m http.server` and open /reports/review.html)."]
+    lines += provenance_lines(report.get("provenance"))
     free = {n: m["unconstrained"] for n, m in report["rows"].items() if m.get("unconstrained")}
     if free:
         lines += ["", "Constrained decoding (the rows above) against the same models decoding freely: a model's own JSON "

@@ -51,6 +51,7 @@ class SFTRunConfig:
     eval_steps: int = 25                      # eval loss on the val set every this many steps (when one is given)
     checkpoint_dir: str | None = None         # checkpoints here (outside DVC's output) until the run finishes
     early_stopping_patience: int | None = None  # stop after this many evals without a better val loss
+    shared_prefix: bool = True                # the batch's common system text computed once (same loss, ~2x faster)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -142,8 +143,33 @@ def make_trainer(cfg: SFTRunConfig, model, processor, dataset, max_steps: int | 
     if early:
         callbacks = [*callbacks, EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)]
     peft_model = model if hasattr(model, "peft_config") else get_peft_model(model, lora_config(cfg))
-    return SFTTrainer(model=peft_model, args=args, train_dataset=dataset, eval_dataset=eval_dataset if evaluating else None,
+    trainer_class = shared_prefix_trainer(SFTTrainer) if cfg.shared_prefix else SFTTrainer
+    return trainer_class(model=peft_model, args=args, train_dataset=dataset, eval_dataset=eval_dataset if evaluating else None,
                       processing_class=processor, callbacks=list(callbacks))
+
+
+# a common prefix shorter than this is not worth a second forward (a text-only batch shares only a few tokens)
+MIN_SHARED_PREFIX = 64
+
+
+def shared_prefix_trainer(trainer_class):
+    """`trainer_class` whose training loss runs the batch's common prefix once: every screenshot row starts with the
+    research prompt's system text (about 800 of 1,150 tokens on the tiny model), so its keys and values are computed
+    at batch 1 and repeated (chimera.training.prefix: same loss and gradients, tested). The
+    batches of trl's vision collator are flushed left, so the rows' text starts together. Evaluation, and any batch
+    without images or without a long common prefix, takes trl's own path."""
+    from chimera.training.prefix import shared_prefix_length, shared_prefix_loss
+
+    class SharedPrefixTrainer(trainer_class):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            prefix = (shared_prefix_length(inputs) if model.training and not return_outputs
+                      and "mm_token_type_ids" in inputs and inputs["input_ids"].shape[0] > 1 else 0)
+            if prefix < MIN_SHARED_PREFIX:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            base = model.get_base_model() if hasattr(model, "get_base_model") else model  # LoRA layers live in it
+            return shared_prefix_loss(base, inputs, prefix)
+
+    return SharedPrefixTrainer
 
 
 def peak_memory_mb() -> float:

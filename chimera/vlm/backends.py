@@ -103,9 +103,16 @@ class LocalBackend:
         tokenizer = self.processor.tokenizer
 
         class StopAtJsonEnd(StoppingCriteria):
+            """A row's object can only close on a step whose new token holds a "}" (an ASCII byte: it decodes alone
+            as in context), so only those rows are decoded whole. Decoding every row at every step cost a quarter
+            of generation time on the tiny model."""
+
             def __call__(self, input_ids, scores, **kwargs):
-                texts = tokenizer.batch_decode(input_ids[:, prompt_len:], skip_special_tokens=True)
-                return torch.tensor([json_object_closed(t) for t in texts], device=input_ids.device)
+                last = tokenizer.batch_decode([[token] for token in input_ids[:, -1].tolist()])
+                done = [("}" in piece) and json_object_closed(
+                    tokenizer.decode(input_ids[row, prompt_len:].tolist(), skip_special_tokens=True))
+                        for row, piece in enumerate(last)]
+                return torch.tensor(done, device=input_ids.device)
 
         return StopAtJsonEnd()
 
