@@ -58,9 +58,10 @@ report["perception"] = {k: v for k, v in perception.items() if k not in ("curve"
 if not perception.get("skipped"):  # its trivial baseline on the same held-out frames: the pool labels' constant
     report["perception"]["constant"] = constant_reading(seed, perception["frames"], perception["n_held_out"])
 report["winprob"] = read_json("metrics/winprob.json")
-sources = next(iter(frames.values()))["source"].value_counts().to_dict()
+sources = next(iter(frames.values()))["source"].value_counts()
 report["provenance"] = {
-    "model": params("model")["name"], "eval frames": f"{len(next(iter(frames.values())))} ({sources})",
+    "model": params("model")["name"],
+    "eval frames": f"{sources.sum()} ({', '.join(f'{n} {source}' for source, n in sources.items())})",
     "win-probability data": f"{report['winprob']['matches']} matches, {report['winprob']['snapshots']} snapshots",
     "hardware": f"{platform.machine()}, {os.cpu_count()} CPUs"
                 + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"),

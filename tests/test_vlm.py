@@ -146,6 +146,33 @@ def test_resume_key_covers_decoding_and_pixels_and_retries_failures(loaded, tmp_
     assert bound["constrained"] and not backend.settings["constrained"] and bound["view"] == backend.settings["view"]
 
 
+def test_worker_processes_fill_the_cache_with_the_answers_one_process_gives(loaded, tmp_path, tiny):
+    """infer.workers: two one-thread processes predict their shares into the resume cache; the run that follows
+    predicts nothing and its answers are the single process's."""
+    from dataclasses import asdict
+
+    from chimera.vlm.inference import predict_in_workers
+
+    frames = images(tmp_path, sizes=((320, 180), (640, 360), (160, 90), (320, 180), (160, 90)))
+    kwargs = {"batch_size": 2, "max_new_tokens": 12, "constrained": False}
+    config = ModelConfig(name=str(tiny), max_pixels=160 * 90 * 4)
+    settings = {"workers": 2}
+    done = []
+    predict_in_workers(asdict(config), "tiny", kwargs, frames, 2, "m@1", settings, tmp_path / "cache",
+                       progress=done.append)
+    assert sorted(done) == [2, 3]  # frames dealt round-robin, each share reported when its worker ends
+    backend = LocalBackend(*loaded, **kwargs)
+    counts = run_inference(backend, frames, tmp_path / "out", "m@1", settings=settings, cache_dir=tmp_path / "cache")
+    assert (counts["skipped"], counts["predicted"]) == (5, 0)
+    single = run_inference(backend, frames, tmp_path / "single", "m@1", cache_dir=tmp_path / "single-cache")
+    assert single["predicted"] == 5
+    from chimera.records import load_records
+
+    workers, one = load_records(tmp_path / "out"), load_records(tmp_path / "single")
+    assert {i: r["raw_text"] for i, r in workers.items()} == {i: r["raw_text"] for i, r in one.items()}
+    assert not list((tmp_path / "cache" / "_shards").iterdir())  # job files and scratch outputs cleaned up
+
+
 def test_claude_as_a_model_never_reads_the_labeling_cache(tmp_path):
     from chimera.labeling.claude import ClaudeConfig, ClaudeLabeler
     from chimera.vlm.backends import ClaudeBackend

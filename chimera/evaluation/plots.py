@@ -105,7 +105,7 @@ def comparison_plot(report: dict, path: str | Path, shown: dict[str, str] | None
     right.set_yticks(range(len(rows)), [f"{label}\n{'state' if key == 'value_accuracy' else 'economy+imp.'}"
                                         for label, key, _ in rows], fontsize=7)
     right.invert_yaxis()
-    right.set(xlabel="paired difference (95% interval; C, D, control: over seeds and frames)", title="Does it help?")
+    right.set(xlabel="paired difference, 95% interval", title="Does it help? (C, D, control: over seeds and frames)")
     fig.tight_layout()
     out = save_figure(fig, path)
     plt.close(fig)

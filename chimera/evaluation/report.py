@@ -191,12 +191,12 @@ def labels_saved(frames: dict[str, pd.DataFrame], cells: dict[str, dict], refere
     ref = seed_frame_matrix(frames, reference, column).to_numpy(dtype=float)
     if any(m.shape[1] != ref.shape[1] for m in mats):
         return {}
-    needed = [_crossing(shots, [_mean(m, r, c) for m in mats], _mean(ref, r, c))
+    needed = [_crossing(shots, [_mean(m, r, c) for m in mats], _mean(ref, r, c))  # the first: the sample itself
               for r, c in _replicates(*ref.shape, seed, n)]
     lo, hi = (float(q) for q in np.quantile(needed[1:], [0.025, 0.975], method="inverted_cdf"))
     ref_shots = cells[reference[0]]["shots"]
-    return {"arm": arm, "reference": reference, "reference_shots": ref_shots, "target": _mean(ref, *_replicates(*ref.shape, 0, 0)[0]),
-            "curve": {int(s): _mean(m, *_replicates(*ref.shape, 0, 0)[0]) for s, m in zip(shots, mats)},
+    return {"arm": arm, "reference": reference, "reference_shots": ref_shots, "target": float(np.nanmean(ref)),
+            "curve": {int(s): float(np.nanmean(m)) for s, m in zip(shots, mats)},
             "shots_needed": needed[0], "ci95": [lo, hi], "grid": shots,
             "labels_saved": ref_shots - needed[0] if np.isfinite(needed[0]) else None}
 
@@ -344,8 +344,9 @@ def git_revision() -> str:
 
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=10).stdout.strip()
+        # code and configuration only: a running pipeline has always modified its tracked outputs (metrics, dvc.lock)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "chimera", "stages",
+                                "dvc.yaml", "params.yaml"], capture_output=True, text=True, timeout=10).stdout.strip()
         return (rev or "unknown") + (" (with uncommitted changes)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
