@@ -15,8 +15,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from chimera.evaluation.report import git_revision
-
 LLAMA_CPP_HELP = ("llama.cpp's converter was not found. Get it with `git clone https://github.com/ggml-org/llama.cpp "
                   "&& pip install -r llama.cpp/requirements.txt && cmake -B llama.cpp/build llama.cpp && cmake --build "
                   "llama.cpp/build --target llama-quantize`, then set LLAMA_CPP_DIR=path/to/llama.cpp")
@@ -116,6 +114,8 @@ def export_with_card(model_dir: str | Path, out: str | Path, experiment: dict, r
                      report_path: str = "metrics/report.json") -> tuple[Path, str]:
     """export_model, then README.md: the card of the model's run in `experiment` (params.yaml's sections) with its
     row of `report` (metrics/report.json) beside the constant. (folder, the model's name)."""
+    from chimera.evaluation.report import git_revision  # pandas and the scoring: only when a card is written
+
     from chimera.io import atomic_write_text
 
     name, lineage = lineage_of(str(model_dir), experiment)

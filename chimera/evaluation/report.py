@@ -301,6 +301,9 @@ def grid_lines(report: dict) -> list[str]:
         band = lambda q: f"{_pct(q['value'])} [{_pct(q['ci95'][0])}, {_pct(q['ci95'][1])}]"  # noqa: E731
         lines.append(f"| {labels.get(row['arm'], row['arm'])} | {row['shots']} | {names.get(tuple(row['models']), '')} | "
                      f"{band(va)} | {', '.join(_pct(x) for x in va['per_seed'])} | {band(an)} |")
+    constant = report["rows"].get(CONSTANT)
+    if constant:  # the trivial baseline beside the grid, on the same frames
+        lines.append(f"| constant (baseline) | - | | {_ci(constant[HEADLINE])} | - | {_ci(constant['analysis_accuracy'])} |")
     saved = g.get("labels_saved") or {}
     if saved:
         fmt = lambda x: (f"more than {max(saved['grid'])}" if not np.isfinite(x) else  # noqa: E731
