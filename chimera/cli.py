@@ -231,7 +231,7 @@ def best_built_model() -> tuple[str, str]:
 
     p = _params()
     candidates = []
-    for name, path in experiment_models(p).items():  # A and E, and every cell of the SFT grid
+    for name, path in experiment_models(p).items():  # A, every cell of the SFT grid, every E
         metrics = Path("metrics/eval") / f"{name}.json"
         if Path(path).is_dir() and metrics.is_file():
             accuracy = json.loads(metrics.read_text()).get("value_accuracy", {}).get("value")

@@ -54,7 +54,7 @@ def export_model(model_dir: str | Path, out: str | Path) -> Path:
 
 def lineage_of(model_dir: str, p: dict) -> tuple[str, dict]:
     """(name, lineage) of a model folder from params.yaml: which run of the experiment made it, from what."""
-    from chimera.grid import ARM_LABELS, grid_cells
+    from chimera.grid import ARM_LABELS, grid_cells, grpo_cells
 
     resolved = Path(model_dir).resolve()
     base_model = p.get("model", {}).get("name")
@@ -62,10 +62,11 @@ def lineage_of(model_dir: str, p: dict) -> tuple[str, dict]:
         if Path(cell["path"]).resolve() == resolved:
             return key, {"base": f"models/{cell['arm']}", "shots": cell["shots"],
                          "arm": ARM_LABELS.get(cell["arm"], cell["arm"]), "seed": cell["seed"], "base model": base_model}
+    for key, cell in (grpo_cells(p["grpo"]) if p.get("grpo") else {}).items():
+        if Path(cell["path"]).resolve() == resolved:
+            return key, {"base": cell["base"], "training": "GRPO", "seed": cell["seed"], "base model": base_model}
     for name, spec in (p.get("infer", {}).get("models") or {}).items():
         if Path(spec["path"]).resolve() == resolved:
-            if name.startswith("E"):
-                return name, {"base": p.get("grpo", {}).get("base"), "training": "GRPO", "seed": p.get("seed")}
             return name, {"base": spec["path"], "shots": 0, "arm": "zero-shot", "seed": p.get("seed"),
                           "base model": base_model}
     return Path(model_dir).name, {"source folder": str(model_dir), "note": "not a model of params.yaml's experiment"}

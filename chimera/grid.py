@@ -1,8 +1,9 @@
-"""The research grid (params.yaml `sweep`, dvc.yaml's `sft` matrix): one SFT run per arm x shots x seed.
+"""The research grid (params.yaml `sweep`, dvc.yaml's `sft` matrix): one SFT run per arm x shots x seed, and E,
+GRPO after some of its cells (params.yaml `grpo`, dvc.yaml's `grpo` matrix).
 
-A cell's model key is 'sft/<arm>-<shots>-<seed>': its merged model lives in models/<key>/, its predictions in
-data/predictions/<key>/, its scores in metrics/eval/<key>.json. The research plan's names (B, C, D, control) are
-points of the grid, each over every seed (`sweep.named`).
+A cell's model key is 'sft/<arm>-<shots>-<seed>' (E's: 'grpo/<arm>-<shots>-<seed>'): its merged model lives in
+models/<key>/, its predictions in data/predictions/<key>/, its scores in metrics/eval/<key>.json. The research
+plan's names (B, C, D, control) are points of the grid, each over every seed (`sweep.named`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,27 @@ def grid_cells(sweep: dict) -> dict[str, dict]:
             for shots in sweep["shots"] for arm in sweep["arms"] for seed in sweep["seeds"]}
 
 
+def grpo_key(arm: str, shots: int, seed: int) -> str:
+    return f"grpo/{arm}-{int(shots)}-{int(seed)}"
+
+
+def grpo_cells(grpo: dict) -> dict[str, dict]:
+    """E's model key -> arm, shots, seed, the SFT cell it starts from (`base`) and its merged model folder."""
+    return {grpo_key(arm, grpo["shots"], seed): {
+                "arm": arm, "shots": int(grpo["shots"]), "seed": int(seed), "sft": cell_key(arm, grpo["shots"], seed),
+                "base": f"models/{cell_key(arm, grpo['shots'], seed)}/final_model/merged_16bit",
+                "path": f"models/{grpo_key(arm, grpo['shots'], seed)}/final_model/merged_16bit"}
+            for arm in grpo.get("arms") or [] for seed in grpo.get("seeds") or []}
+
+
+def grpo_label(cell: dict, sweep: dict) -> str:
+    """'E after B' when E starts from a named point of the grid, else 'E after <arm>@<shots>'."""
+    for name, spec in (sweep.get("named") or {}).items():
+        if spec["arm"] == cell["arm"] and int(spec["shots"]) == cell["shots"]:
+            return f"E after {name}"
+    return f"E after {cell['arm']}@{cell['shots']}"
+
+
 def named_cells(sweep: dict) -> dict[str, list[str]]:
     """'B' -> the model keys of B over the seeds (only the names whose arm and shots are in the grid)."""
     return {name: [cell_key(spec["arm"], spec["shots"], seed) for seed in sweep["seeds"]]
@@ -32,10 +54,12 @@ def named_cells(sweep: dict) -> dict[str, list[str]]:
 
 
 def experiment_models(p: dict) -> dict[str, str]:
-    """Every model the experiment evaluates, key -> folder: infer.models (A, E) and the grid's cells."""
+    """Every model the experiment evaluates, key -> folder: infer.models (A), the grid's cells and E's."""
     models = {name: spec["path"] for name, spec in (p.get("infer", {}).get("models") or {}).items()}
     if p.get("sweep"):
         models |= {key: cell["path"] for key, cell in grid_cells(p["sweep"]).items()}
+    if p.get("grpo"):
+        models |= {key: cell["path"] for key, cell in grpo_cells(p["grpo"]).items()}
     return models
 
 

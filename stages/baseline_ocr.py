@@ -1,6 +1,11 @@
-"""Stage baseline_ocr: RapidOCR reads money, armor and health from fixed HUD regions of every evaluation frame."""
+"""Stage baseline_ocr: RapidOCR reads money, armor and health from fixed HUD regions of every evaluation frame,
+in `ocr.workers` processes of one onnxruntime thread each."""
 
 from _common import log, params
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 
 from tqdm import tqdm
 
@@ -12,15 +17,28 @@ from chimera.vlm.backends import open_image
 
 set_max_image_pixels(params("screens")["max_image_pixels"])  # docs/errors.md: bombs refused
 
-config = ocr_config(params("ocr"))
+p = params("ocr")
+workers = max(1, p["workers"])
+config = ocr_config(p) if workers == 1 else replace(ocr_config(p), threads=1)
+
+
+def read_frame(frame: tuple[str, str]) -> dict:
+    """One frame's record; an unreadable frame is a miss, named, and the batch goes on."""
+    frame_id, path = frame
+    try:
+        return ocr_record(frame_id, read_hud(open_image(path), config))
+    except (OSError, ValueError) as exc:
+        log("baseline_ocr").warning("%s: %s", path, exc)
+        return ocr_record(frame_id, None, f"{path}: {type(exc).__name__}: {exc}")
+
+
 splits = read_parquet("data/labeled/splits.parquet")
 frames = splits[splits.split == params("infer")["split"]]
-records = []
-for row in tqdm(list(frames.itertuples()), desc="ocr", unit="frame"):
-    try:
-        records.append(ocr_record(row.id, read_hud(open_image(row.path), config)))
-    except (OSError, ValueError) as exc:  # an unreadable frame is a miss, named, and the batch goes on
-        log("baseline_ocr").warning("%s: %s", row.path, exc)
-        records.append(ocr_record(row.id, None, f"{row.path}: {type(exc).__name__}: {exc}"))
+todo = list(frames[["id", "path"]].itertuples(index=False, name=None))
+if workers == 1:
+    records = [read_frame(f) for f in tqdm(todo, desc="ocr", unit="frame")]
+else:  # forked workers (the stage runs as a script: nothing re-runs it), each with its own one-thread engine
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        records = list(tqdm(pool.map(read_frame, todo, chunksize=4), total=len(todo), desc="ocr", unit="frame"))
 write_records("data/predictions/ocr", records)
-log("baseline_ocr").info("OCR read %d frames", len(records))
+log("baseline_ocr").info("OCR read %d frames in %d process(es)", len(records), workers)

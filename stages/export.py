@@ -7,8 +7,9 @@ from chimera.grid import experiment_models
 from chimera.io import read_json, write_json
 
 p = {"seed": params()["seed"], "model": {"name": params("model")["name"]}, "infer": {"models": params("infer")["models"]},
-     "sweep": params("sweep"), "grpo": {"base": params("grpo")["base"]}}
-models = experiment_models(p)  # A, E and every cell of the SFT grid
+     "sweep": params("sweep"),
+     "grpo": {"arms": params("grpo")["arms"], "shots": params("grpo")["shots"], "seeds": params("grpo")["seeds"]}}
+models = experiment_models(p)  # A, every cell of the SFT grid and every E
 report = read_json("metrics/report.json")
 rows = report["rows"]
 # the best game_state value accuracy among the experiment's models; a tie keeps the earlier (simpler) one

@@ -1,7 +1,15 @@
-"""Stage grpo: GRPO from an SFT output with the five weighted rewards."""
+"""Stage grpo: E, GRPO with the five weighted rewards from one SFT cell of the grid (params.yaml `grpo`: arms x
+seeds at `grpo.shots`), sampling inside the decoding schema as the evaluation decodes.
+
+    python stages/grpo.py perception 0          # what `dvc repro grpo@perception-0` runs: E after B, seed 0
+A crashed run resumes by itself: checkpoints live in .cache/checkpoints/grpo/<arm>-<shots>-<seed> until it ends.
+"""
 
 from _common import log, params
 
+import sys
+
+from chimera.grid import grpo_cells, grpo_key
 from chimera.io import CHECKPOINT_CACHE, read_parquet, set_max_image_pixels, write_json
 from chimera.records import load_records
 from chimera.training.grpo import GRPORunConfig, grpo_dataset, train_grpo
@@ -10,19 +18,25 @@ from chimera.vlm.views import load_view
 
 set_max_image_pixels(params("screens")["max_image_pixels"])  # docs/errors.md: bombs refused
 
-p, seed = params("grpo"), params()["seed"]
+if len(sys.argv) < 3:
+    raise SystemExit("usage: python stages/grpo.py ARM SEED (as dvc.yaml's grpo matrix runs it)")
+p = params("grpo")
+arm, seed = sys.argv[1], int(sys.argv[2])
+name = grpo_key(arm, p["shots"], seed)
+cell = grpo_cells({"shots": p["shots"], "arms": [arm], "seeds": [seed]})[name]
 splits = read_parquet("data/labeled/splits.parquet")
 labels = load_records("data/labeled/labels")
-rows = splits[splits.split == "train"].sample(frac=1.0, random_state=seed).head(p["examples"])
+# the prompts: the SFT cell's own shots (a seed's train split in one shuffled order, as stages/sft.py draws them)
+rows = splits[splits.split == "train"].sample(frac=1.0, random_state=seed).head(min(p["examples"], p["shots"]))
 dataset = grpo_dataset([(r.path, labels[r.id]["analysis"], labels[r.id].get("p_win")) for r in rows.itertuples()],
-                       load_view(p["base"]))
-cfg = GRPORunConfig(base_model=p["base"], output_dir="models/E_grpo", max_steps=p["max_steps"],
+                       load_view(cell["base"]))
+cfg = GRPORunConfig(base_model=cell["base"], output_dir=f"models/{name}", max_steps=p["max_steps"],
                     learning_rate=p["learning_rate"], per_device_train_batch_size=p["batch_size"],
                     num_generations=p["num_generations"], max_completion_length=p["max_completion_length"],
-                    temperature=p["temperature"], reward_weights=p["reward_weights"], seed=seed,
-                    dvclive_dir="dvclive/E_grpo", checkpoint_dir=str(CHECKPOINT_CACHE / "E_grpo"),
+                    temperature=p["temperature"], reward_weights=p["reward_weights"], constrained=p["constrained"],
+                    seed=seed, dvclive_dir=f"dvclive/{name}", checkpoint_dir=str(CHECKPOINT_CACHE / name),
                     **{**lora_settings(params("train")), "lora_dropout": 0.0},
                     **model_settings(params("model")))
 summary = train_grpo(cfg, dataset)
-write_json("metrics/train/E_grpo.json", {k: v for k, v in summary.items() if k != "config"})
-log("grpo").info("%d steps; reward means %s", summary["steps"], summary["reward_means"])
+write_json(f"metrics/train/{name}.json", {k: v for k, v in summary.items() if k != "config"})
+log("grpo").info("%s: %d steps; reward %s", name, summary["steps"], summary["reward_windows"])

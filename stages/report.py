@@ -16,7 +16,7 @@ from chimera.evaluation.metrics import DEFAULT_TOLERANCES, frame_value_accuracy,
 from chimera.evaluation.plots import comparison_plot, data_efficiency_plot
 from chimera.evaluation.report import (build_report, git_revision, grid_summary, labels_saved, markdown,
                                        per_field_deltas, research_answers, slices)
-from chimera.grid import ARM_LABELS, grid_cells, named_cells
+from chimera.grid import ARM_LABELS, grid_cells, grpo_cells, grpo_label, named_cells
 from chimera.io import atomic_write_text, read_json, write_json
 from chimera.screens.hud import sample_state
 from chimera.training.perception import pool_rng
@@ -33,16 +33,17 @@ def constant_reading(seed: int, n_frames: int, n_held_out: int) -> float:
     return float(np.nanmean([frame_value_accuracy(s) for s in scores]))
 
 
-seed, sweep, sft = params()["seed"], params("sweep"), params("sft")
+seed, sweep, sft, grpo = params()["seed"], params("sweep"), params("sft"), params("grpo")
 cells = grid_cells(sweep)
 named = named_cells(sweep)
-rows = [*BASELINES, *params("infer")["models"], *cells]
+e_cells = grpo_cells({"arms": grpo["arms"], "shots": grpo["shots"], "seeds": grpo["seeds"]})
+rows = [*BASELINES, *params("infer")["models"], *cells, *e_cells]
 summaries = {m: read_json(f"metrics/eval/{m}.json") for m in rows}
 frames = {m: pd.read_csv(f"plots/eval/{m}/frames.csv").set_index("id") for m in rows}
 # losses only: timings and memory vary run to run and would make every `dvc metrics diff` show noise
 LOSSES = ("steps", "first_loss", "final_loss", "first_val_loss", "final_val_loss", "best_val_loss")
 training = {m: {k: v for k, v in read_json(f"metrics/train/{m}.json").items() if k in LOSSES}
-            for m in rows if m in cells or m == "E_grpo"}
+            for m in rows if m in cells or m in e_cells}
 report = build_report(summaries, frames, params("report")["comparisons"], training, seed, BASELINES)
 steps = (f"equal epochs: every run takes {sweep['epochs']} passes over its shots at batch {sft['batch_size']}"
          if sweep["equal"] == "epochs" else f"equal steps: every run takes {sweep['steps']} optimizer steps")
@@ -53,6 +54,9 @@ report["grid"] = {"seeds": list(sweep["seeds"]), "shots": list(sweep["shots"]), 
                   "labels_saved": (labels_saved(frames, cells, named["B"], sweep["named"]["C"]["arm"], seed=seed)
                                    if "B" in named and "C" in sweep["named"] else {}),
                   "per_field": per_field_deltas(frames, named, seed=seed), "slices": slices(frames, named, seed)}
+report["grpo"] = {key: {"label": grpo_label(cell, sweep), "from": cell["sft"], "seed": cell["seed"],
+                        "rewards": read_json(f"metrics/train/{key}.json")["reward_windows"]}
+                  for key, cell in e_cells.items()}
 perception = read_json("metrics/perception.json")  # the base's reading, without its curve (dvclive has it)
 report["perception"] = {k: v for k, v in perception.items() if k not in ("curve", "render_seconds", "train_seconds")}
 if not perception.get("skipped"):  # its trivial baseline on the same held-out frames: the pool labels' constant
@@ -70,7 +74,8 @@ write_json("metrics/report.json", report)
 atomic_write_text("metrics/report.md", markdown(report))
 first = sweep["seeds"][0]
 shown = {**{b: b for b in BASELINES}, **{m: m for m in params("infer")["models"]},
-         **{keys[0]: f"{name} (seed {first})" for name, keys in named.items()}}
+         **{keys[0]: f"{name} (seed {first})" for name, keys in named.items()},
+         **{key: f"{e['label']} (seed {e['seed']})" for key, e in report["grpo"].items() if e["seed"] == grpo["seeds"][0]}}
 comparison_plot(report, "plots/comparison.png", shown)
 data_efficiency_plot(report, "plots/data_efficiency.png")
 log("report").info("%s", report["models_not_beating_constant"] and

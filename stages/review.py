@@ -1,15 +1,17 @@
-"""Stage review: reports/review.html: the eval split's frames beside their labels and the experiment's answers (A, E
-and the research plan's named models B, C, D and the control at the grid's first seed)."""
+"""Stage review: reports/review.html: the eval split's frames beside their labels and the experiment's answers (A,
+the research plan's named models B, C, D and the control at the grid's first seed, and E at its first seed)."""
 
 from _common import log, params
 
-from chimera.grid import named_cells
+from chimera.grid import grpo_cells, named_cells
 from chimera.io import read_parquet
 from chimera.records import load_records
 from chimera.review.page import write_review
 
 p = params("review")
-models = [*params("infer")["models"], *(keys[0] for keys in named_cells(params("sweep")).values())]
+grpo = params("grpo")
+first_e = grpo_cells({"arms": grpo["arms"], "shots": grpo["shots"], "seeds": grpo["seeds"][:1]})
+models = [*params("infer")["models"], *(keys[0] for keys in named_cells(params("sweep")).values()), *first_e]
 splits = read_parquet("data/labeled/splits.parquet")
 frames = splits[splits.split == params("infer")["split"]]
 labels = load_records("data/labeled/labels")

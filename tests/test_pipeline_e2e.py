@@ -27,15 +27,16 @@ SMALL_PARAMS = {
     ("sweep", "shots"): [3, 6], ("sweep", "seeds"): [0], ("sweep", "equal"): "steps", ("sweep", "steps"): 2,
     ("sweep", "named"): {"B": {"arm": "perception", "shots": 6}, "C": {"arm": "pretrain_strategy", "shots": 6},
                          "D": {"arm": "pretrain_strategy", "shots": 3}, "control": {"arm": "pretrain_control", "shots": 6}},
-    ("grpo", "base"): "models/sft/perception-6-0/final_model/merged_16bit", ("report", "hybrid_with"): "sft/perception-6-0",
-    ("report", "comparisons"): [["sft/perception-6-0", "A_zeroshot"], ["E_grpo", "sft/perception-6-0"]],
+    ("grpo", "shots"): 6, ("report", "hybrid_with"): "sft/perception-6-0",
+    ("report", "comparisons"): [["sft/perception-6-0", "A_zeroshot"], ["grpo/perception-6-0", "sft/perception-6-0"]],
     ("grpo", "max_steps"): 1, ("grpo", "examples"): 4, ("grpo", "batch_size"): 2, ("grpo", "num_generations"): 2,
-    ("grpo", "max_completion_length"): 16,
+    ("grpo", "max_completion_length"): 16, ("grpo", "constrained"): False,
     ("infer", "max_new_tokens"): 24,
     ("perception", "n_frames"): 12, ("perception", "n_val"): 4, ("perception", "max_steps"): 4,
     ("perception", "batch_size"): 4, ("perception", "eval_every"): 2, ("perception", "research_prompt_every"): 2,
     # models this barely trained fill every string to the decoding schema's bound when constrained (minutes per
-    # model): the pipeline runs unconstrained here; tests/test_constrained.py runs the decoder on the tiny model
+    # model): the pipeline decodes and samples (GRPO) unconstrained here; tests/test_constrained.py and
+    # tests/test_training.py run the constrained decoder on the tiny model
     ("infer", "constrained"): False,
     # the nested win-probability selection, shrunk: the stage's path runs, not its 90 s of fits
     ("winprob", "feature_sets"): ["plain", "player"], ("winprob", "models"): ["logreg"],
@@ -102,12 +103,14 @@ def test_dvc_repro_runs_every_stage_offline_and_a_second_repro_is_a_noop(tmp_pat
 
     report = json.loads((repo / "metrics" / "report.json").read_text())
     grid = {f"sft/{arm}-{shots}-0" for arm in ("perception", "pretrain_strategy", "pretrain_control") for shots in (3, 6)}
-    models = {"A_zeroshot", "E_grpo"} | grid
+    e = {"grpo/perception-6-0", "grpo/pretrain_strategy-6-0"}
+    models = {"A_zeroshot"} | grid | e
     assert set(report["rows"]) == models | {"constant", "ocr", "hybrid"}
     assert report["research"]["C_vs_control"]["n"] == 8 and "margin" in report["research"]["D_vs_B"]
     check_report_against_frames(repo, report)
     review = (repo / "reports" / "review.html").read_text()
-    shown = {"A_zeroshot", "E_grpo", "sft/perception-6-0", "sft/pretrain_strategy-6-0", "sft/pretrain_strategy-3-0"}
+    assert set(report["grpo"]) == e and report["grpo"]["grpo/perception-6-0"]["label"] == "E after B"
+    shown = {"A_zeroshot", *e, "sft/perception-6-0", "sft/pretrain_strategy-6-0", "sft/pretrain_strategy-3-0"}
     assert "Content-Security-Policy" in review and all(f'"{m}"' in review for m in shown)
     export = json.loads((repo / "metrics" / "export.json").read_text())
     assert export["model"] in models and (repo / "models" / "export" / "README.md").exists()

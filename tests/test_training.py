@@ -6,6 +6,7 @@ import random
 
 import pytest
 import torch
+from transformers import TrainerCallback
 
 from chimera.labeling.truth import truth_label
 from chimera.schema import Analysis, example_analysis, to_json
@@ -206,19 +207,39 @@ def test_dry_run_reports_memory_and_an_estimate(tiny, tmp_path, screens):
 def test_grpo_runs_and_logs_every_reward(tiny, tmp_path, screens):
     dataset = grpo_dataset([(p, a, 0.6) for _, p, a in screens])
     c = GRPORunConfig(base_model=tiny, output_dir=str(tmp_path / "grpo"), max_steps=1, per_device_train_batch_size=2,
-                      num_generations=2, max_completion_length=12, max_pixels=SMALL["max_pixels"])
+                      num_generations=2, max_completion_length=12, max_pixels=SMALL["max_pixels"], constrained=False)
     summary = train_grpo(c, dataset)
     assert summary["steps"] == 1
     assert set(summary["reward_means"]) == {fn.__name__ for fn in REWARDS}
     assert all(v is not None and 0.0 <= v <= 1.0 for v in summary["reward_means"].values())
+    assert summary["reward_means"]["format_reward"] < 1.0  # a random model sampling freely writes no valid answer
+    assert set(summary["reward_windows"]["first"]) == {"reward", *summary["reward_means"]}
     assert (tmp_path / "grpo" / "final_model" / "merged_16bit" / "config.json").exists()
+
+
+def test_grpo_samples_inside_the_schema(tiny, tmp_path, screens):
+    """Constrained (the default), even a random model's every sample is a schema-valid answer, so the rewards that
+    read the analysis score what it says instead of 0 for unparseable text."""
+    dataset = grpo_dataset([(p, a, 0.6) for _, p, a in screens[:2]])
+    seen = []
+
+    class Completions(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            seen.append(logs or {})
+
+    c = GRPORunConfig(base_model=tiny, output_dir=str(tmp_path / "grpo"), max_steps=1, per_device_train_batch_size=2,
+                      num_generations=2, max_completion_length=12, max_pixels=SMALL["max_pixels"], merge=False)
+    summary = train_grpo(c, dataset, callbacks=[Completions()])
+    assert summary["reward_means"]["format_reward"] == 1.0
+    assert 0.0 < summary["reward_means"]["consistency_reward"]  # parsed: the rules read its fields
+    assert any(logs.get("completions/clipped_ratio") == 0 for logs in seen)  # never cut at max_completion_length
 
 
 def test_grpo_saves_checkpoints_and_resumes_after_a_crash(tiny, tmp_path, screens):
     dataset = grpo_dataset([(p, a, 0.6) for _, p, a in screens])
     c = GRPORunConfig(base_model=tiny, output_dir=str(tmp_path / "grpo"), max_steps=2, per_device_train_batch_size=2,
                       num_generations=2, max_completion_length=8, max_pixels=SMALL["max_pixels"], save_steps=1,
-                      checkpoint_dir=str(tmp_path / "ck"), merge=False)
+                      checkpoint_dir=str(tmp_path / "ck"), merge=False, constrained=False)
     with pytest.raises(RuntimeError, match="crash at step 2"):
         train_grpo(c, dataset, callbacks=[CrashAt(2)])
     assert (tmp_path / "ck" / "checkpoint-1").exists()

@@ -33,22 +33,24 @@ class OcrConfig:
     regions: dict = field(default_factory=lambda: dict(DEFAULT_REGIONS))
     vitals_order: tuple = DEFAULT_VITALS_ORDER
     min_confidence: float = 0.9          # the hybrid takes OCR's value only at or above this
+    threads: int = -1                    # onnxruntime intra-op threads (-1: one per core); 1 in worker processes
 
 
 @lru_cache(maxsize=1)
-def engine():
-    """The RapidOCR engine (loads three ONNX models once, about a second)."""
+def engine(threads: int = -1):
+    """The RapidOCR engine (loads three ONNX models once, about a second); `threads`: onnxruntime's intra-op threads
+    (-1: its default, one per core)."""
     from rapidocr_onnxruntime import RapidOCR
 
-    return RapidOCR()
+    return RapidOCR(intra_op_num_threads=threads) if threads > 0 else RapidOCR()
 
 
-def read_text(image: Image.Image) -> list[tuple[str, float, float]]:
+def read_text(image: Image.Image, threads: int = -1) -> list[tuple[str, float, float]]:
     """Every text line the engine finds: (text, confidence, left x), left to right."""
     if image.height < MIN_CROP_HEIGHT:
         factor = MIN_CROP_HEIGHT / max(1, image.height)
         image = image.resize((max(1, int(image.width * factor)), MIN_CROP_HEIGHT), Image.BICUBIC)
-    result, _ = engine()(np.asarray(image.convert("RGB")))
+    result, _ = engine(threads)(np.asarray(image.convert("RGB")))
     lines = [(str(text), float(conf), float(min(x for x, _ in box))) for box, text, conf in (result or [])]
     return sorted(lines, key=lambda line: line[2])
 
@@ -74,11 +76,12 @@ def read_hud(image: Image.Image, config: OcrConfig | None = None) -> dict[str, d
     """{field: {"value": int | None, "confidence": float}} for player_money, player_armor, player_health."""
     config = config or OcrConfig()
     out = {name: {"value": None, "confidence": 0.0} for name in ("player_money", *config.vitals_order)}
-    money = _numbers(read_text(crop(image, config.regions["money"])))
+    money = _numbers(read_text(crop(image, config.regions["money"]), config.threads))
     if money:
         value, conf = max(money, key=lambda m: (m[0] % 50 == 0, m[1]))  # HUD money is a multiple of 50
         out["player_money"] = {"value": value, "confidence": conf}
-    vitals = [(v, c) for v, c in _numbers(read_text(crop(image, config.regions["vitals"]))) if v <= 100]
+    vitals = _numbers(read_text(crop(image, config.regions["vitals"]), config.threads))
+    vitals = [(v, c) for v, c in vitals if v <= 100]
     # right-aligned: the rightmost number is health in both layouts, and the small armor number (CS2 draws it
     # inside the shield icon) is the one the engine misses, so a lone number is health
     for name, (value, conf) in zip(reversed(config.vitals_order), reversed(vitals)):

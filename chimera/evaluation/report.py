@@ -236,7 +236,7 @@ def research_answers(frames: dict[str, pd.DataFrame], named: dict[str, list[str]
                    "arm, pretrained on the same text with shuffled targets, is what tells the two apart."),
         "not_yet": ("the strategy and control pretraining run once (the top-level seed), so the seeds cover the "
                     "screenshot SFT's randomness (shot draw, LoRA init, data order), not the pretraining's; E (GRPO) "
-                    "is trained from B at the first seed only"),
+                    "runs at the seeds of params.yaml grpo.seeds only"),
     }
 
 
@@ -450,6 +450,22 @@ def winprob_lines(w: dict | None) -> list[str]:
     return lines
 
 
+def grpo_lines(grpo: dict | None) -> list[str]:
+    """E's rewards over its first and last steps: whether GRPO moved them (the eval rows above say what it changed)."""
+    if not grpo:
+        return []
+    signals = ["reward", "format_reward", "perception_reward", "consistency_reward", "strategy_reward", "advice_reward"]
+    lines = ["", "E (GRPO after SFT, sampling inside the schema): mean reward over its first and last steps "
+             "(weighted total, then each signal; `dvc plots show` has every step).", "",
+             "| E | from | steps averaged | " + " | ".join(s.replace("_reward", "") for s in signals) + " |",
+             "|" + "---|" * (len(signals) + 3)]
+    for key, e in grpo.items():
+        w = e["rewards"]
+        cells = [f"{w['first'].get(s, float('nan')):.3f} -> {w['last'].get(s, float('nan')):.3f}" for s in signals]
+        lines.append(f"| {e['label']} (seed {e['seed']}) | {e['from']} | {w['window']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(report: dict) -> str:
     """The verdict, then the table of baselines and models, numeric HUD fields, and paired differences."""
     lines = [verdict_line(report), "",
@@ -475,6 +491,7 @@ def markdown(report: dict) -> str:
         lines.append(f"| {name} | " + " | ".join(_pct(m["fields"][f]) for f in OCR_FIELDS) + " |")
     lines += research_lines(report.get("research") or {})
     lines += grid_lines(report)
+    lines += grpo_lines(report.get("grpo"))
     lines += perception_lines(report.get("perception"))
     lines += winprob_lines(report.get("winprob"))
     lines += ["", "Every frame beside its label and each model's answer, disagreements highlighted, worst first on "

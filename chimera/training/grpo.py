@@ -2,6 +2,11 @@
 
 The dataset is conversational `prompt` + `image`, with `label` (the label's Analysis JSON) and `p_win`
 columns that trl forwards to the reward functions; trl logs each reward's mean per step.
+
+Sampling is schema-constrained by default (`GRPORunConfig.constrained`), as the evaluation decodes: unconstrained,
+the tiny model's samples at temperature 1 rarely close their JSON, so the consistency, strategy and advice rewards
+read nothing and score 0 for every sample of a group, and a group whose rewards are all equal has no advantage to
+learn from. Constrained, every sample parses and the rewards compare what the samples say.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ class GRPORunConfig:
     dvclive_dir: str | None = None
     merge: bool = True
     save_steps: int = 5                       # a checkpoint every this many steps, resumed after a crash
+    constrained: bool = True                  # sample inside the decoding schema (llguidance), as the evaluation does
     checkpoint_dir: str | None = None         # checkpoints here (outside DVC's output) until the run finishes
 
 
@@ -67,9 +73,43 @@ def grpo_dataset(examples: list[tuple[str, dict, float | None]], view=None):
         "p_win": [p for (_, _, p), _ in rows]})
 
 
+def reward_windows(history: list[dict], window: int | None = None) -> dict:
+    """Mean weighted reward and mean of each signal over the first and the last `window` steps (a third of the run by
+    default, at most 10): whether GRPO moved its reward, less noisy than one step's batch of prompts."""
+    steps = [h for h in history if "reward" in h]
+    window = window or max(1, min(10, len(steps) // 3))
+    keys = ["reward", *(f"rewards/{fn.__name__}/mean" for fn in REWARDS)]
+
+    def mean(rows):
+        return {k.split("/")[1] if "/" in k else k: round(sum(h[k] for h in rows) / len(rows), 4)
+                for k in keys if rows and all(k in h for h in rows)}
+
+    return {"window": window, "first": mean(steps[:window]), "last": mean(steps[-window:])}
+
+
+def constrain_generation(model, tokenizer) -> None:
+    """Make `model.generate` sample inside the decoding schema: each call gets a fresh SchemaLogitsProcessor for its
+    batch. trl's GRPOTrainer calls `generate` on the model it trains and takes no logits processor of its own."""
+    from transformers import LogitsProcessorList
+
+    from chimera.vlm.constrained import SchemaLogitsProcessor
+
+    generate = model.generate
+
+    def constrained_generate(*args, **kwargs):
+        ids = kwargs["input_ids"]
+        processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
+        processors.append(SchemaLogitsProcessor(tokenizer, ids.shape[0], ids.shape[1]))
+        return generate(*args, logits_processor=processors, **kwargs)
+
+    model.generate = constrained_generate
+
+
 def train_grpo(cfg: GRPORunConfig, dataset, callbacks=(), resume: bool | None = None) -> dict:
     from peft import LoraConfig, get_peft_model
     from trl import GRPOConfig, GRPOTrainer
+
+    from chimera.schema import decoding_token_bound
 
     if len(cfg.reward_weights) != len(REWARDS):
         raise ValueError(f"grpo.reward_weights needs {len(REWARDS)} weights (format, perception, consistency, "
@@ -80,7 +120,9 @@ def train_grpo(cfg: GRPORunConfig, dataset, callbacks=(), resume: bool | None = 
     args = GRPOConfig(
         output_dir=cfg.checkpoint_dir or cfg.output_dir, max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.per_device_train_batch_size, num_generations=cfg.num_generations,
-        max_completion_length=cfg.max_completion_length, temperature=cfg.temperature, beta=cfg.beta,
+        # a constrained answer always fits the schema's token bound: never cut it (chimera/vlm/constrained.py)
+        max_completion_length=max(cfg.max_completion_length, decoding_token_bound()) if cfg.constrained
+        else cfg.max_completion_length, temperature=cfg.temperature, beta=cfg.beta,
         reward_weights=cfg.reward_weights, logging_steps=cfg.logging_steps, seed=cfg.seed, bf16=on_gpu,
         use_cpu=not on_gpu, gradient_checkpointing=cfg.gradient_checkpointing, report_to="none", save_strategy="steps",
         save_steps=cfg.save_steps, save_total_limit=2,
@@ -91,6 +133,8 @@ def train_grpo(cfg: GRPORunConfig, dataset, callbacks=(), resume: bool | None = 
     trainer = GRPOTrainer(model=peft_model, reward_funcs=REWARDS, args=args, train_dataset=dataset,
                           processing_class=processor,
                           callbacks=[*dvclive_callbacks(cfg.dvclive_dir), *callbacks])
+    if cfg.constrained:
+        constrain_generation(trainer.model, processor.tokenizer)
     start = time.perf_counter()
     checkpoint = resume_point(cfg, resume)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -110,6 +154,8 @@ def train_grpo(cfg: GRPORunConfig, dataset, callbacks=(), resume: bool | None = 
                "trainable_params": trainable, "resumed_from_step": int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else 0,
                "reward_means": {k: (sum(v) / len(v) if v else None) for k, v in rewards.items()},
                "reward_first_last": {k: (v[0], v[-1]) if v else None for k, v in rewards.items()},
+               "reward_per_step": [round(h["reward"], 4) for h in history if "reward" in h],
+               "reward_windows": reward_windows(history),
                "config": asdict(cfg)}
     (Path(cfg.output_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return summary

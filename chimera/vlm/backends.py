@@ -27,7 +27,7 @@ from chimera.schema import (ParseResult, decoding_json_schema, decoding_token_bo
                             json_object_closed, parse_model_output)
 
 DEFAULT_MAX_NEW_TOKENS = 320  # params.yaml infer.max_new_tokens (tests/test_cli.py keeps them equal)
-DEFAULT_BATCH_SIZE = 4        # params.yaml infer.batch_size
+DEFAULT_BATCH_SIZE = 8        # params.yaml infer.batch_size
 DEFAULT_CONSTRAINED = True    # params.yaml infer.constrained: schema-constrained decoding (local backend)
 
 
