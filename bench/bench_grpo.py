@@ -1,0 +1,61 @@
+"""GRPO settings on the pipeline's own SFT output (the grpo stage's data and trainer, outside DVC): whether a run
+moves its reward. Prints the weighted reward and the policy's entropy as means over consecutive blocks of steps,
+and the stage's first/last reward windows.
+
+    python bench/bench_grpo.py --steps 60 --lr 2e-4 --temperature 0.7             # E after B, seed 0
+    python bench/bench_grpo.py --steps 30 --lr 5e-4 --temperature 1.0 --free      # sampling without the schema
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from transformers import TrainerCallback  # noqa: E402
+
+from chimera.io import load_params, read_parquet  # noqa: E402
+from chimera.records import load_records  # noqa: E402
+from chimera.training.grpo import GRPORunConfig, grpo_dataset, train_grpo  # noqa: E402
+from chimera.training.settings import lora_settings, model_settings  # noqa: E402
+from chimera.vlm.views import load_view  # noqa: E402
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+parser.add_argument("--base", default="models/sft/perception-100-0/final_model/merged_16bit")
+parser.add_argument("--steps", type=int, default=30)
+parser.add_argument("--lr", type=float, default=2e-4)
+parser.add_argument("--temperature", type=float, default=0.7)
+parser.add_argument("--batch-size", type=int, default=16, help="completions per step")
+parser.add_argument("--examples", type=int, default=32)
+parser.add_argument("--block", type=int, default=10, help="steps per printed mean")
+parser.add_argument("--free", action="store_true", help="sample without the decoding schema")
+args = parser.parse_args()
+
+p = load_params("params.yaml")
+splits = read_parquet("data/labeled/splits.parquet")
+labels = load_records("data/labeled/labels")
+rows = splits[splits.split == "train"].sample(frac=1.0, random_state=0).head(args.examples)
+dataset = grpo_dataset([(r.path, labels[r.id]["analysis"], labels[r.id].get("p_win")) for r in rows.itertuples()],
+                       load_view(args.base))
+history = []
+
+
+class Keep(TrainerCallback):
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        history.append(logs or {})
+
+
+with tempfile.TemporaryDirectory() as out:
+    cfg = GRPORunConfig(base_model=args.base, output_dir=out, max_steps=args.steps, learning_rate=args.lr,
+                        per_device_train_batch_size=args.batch_size, num_generations=p["grpo"]["num_generations"],
+                        max_completion_length=p["grpo"]["max_completion_length"], temperature=args.temperature,
+                        reward_weights=p["grpo"]["reward_weights"], constrained=not args.free, merge=False, seed=0,
+                        **{**lora_settings(p["train"]), "lora_dropout": 0.0}, **model_settings(p["model"]))
+    summary = train_grpo(cfg, dataset, callbacks=[Keep()])
+steps = [h for h in history if "reward" in h]
+for start in range(0, len(steps), args.block):
+    block = steps[start:start + args.block]
+    print(f"steps {start + 1}-{start + len(block)}: reward {sum(h['reward'] for h in block) / len(block):.3f}, "
+          f"entropy {sum(h.get('entropy', float('nan')) for h in block) / len(block):.2f}")
+print(f"{summary['seconds_per_step']:.2f} s/step; windows {json.dumps(summary['reward_windows'])}")
