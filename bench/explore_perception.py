@@ -4,7 +4,8 @@ tiny Qwen3-VL, the pipeline's renderer and the evaluation's scoring, with the le
     python bench/explore_perception.py n=2000 steps=1500 short=1 view=crops2 lr=5e-4 eval_every=500
     python bench/explore_perception.py n=2000 steps=600 short=1 view=digits only=player_health lr=5e-4
 
-view: full | full640 | crops | crops2 (the first HUD_VIEW) | top | vitals | money | digits | solid | half;
+view: full | full640 | crops | crops2 (the first HUD_VIEW) | top | vitals | money | moneybox | digits | solid | half;
+moneybox: the money text cut to the renderer's own box (an oracle locator) and scaled to 28 px high on 192x32 black;
 digits draws health 0-100 on black (128x32), or with dfield=player_money the sampled money, "$" included (dw x 32);
 money: the money region (0-0.14 of the width, y0-y1 of the height, default 0.9-1.0) at vw x vhh;
 style=1080p,scale,font,clean,procedural: fix those factors of the sampled HUD style (an ablation);
@@ -76,7 +77,14 @@ def render(seed0, n):
                                 **({"font": "DejaVuSans-Bold.ttf"} if "font" in fixed else {}),
                                 **({"jpeg_quality": None, "blur": 0.0} if "clean" in fixed else {}),
                                 **({"background": "procedural"} if "procedural" in fixed else {}))
-            img, _ = render_frame(state, extras, style, shots)
+            img, boxes = render_frame(state, extras, style, shots)
+            if VIEW == "moneybox":  # the money text cropped to its box (the renderer's: an oracle locator), scaled
+                x0, y0, x1, y1 = boxes["money"]  # to a fixed height on black: the HUD scale taken out
+                pad = max(1, (y1 - y0) // 8)
+                c = img.crop((max(0, x0 - pad), max(0, y0 - pad), x1 + pad, y1 + pad))
+                c = c.resize((min(188, max(1, round(c.width * 28 / c.height))), 28))
+                canvas = Image.new("RGB", (192, 32)); canvas.paste(c, (2, 2))
+                rows.append(([canvas], state)); continue
         if VIEW == "digits":
             from PIL import ImageDraw, ImageFont
             if A.get("dfield") == "player_money":  # a money value as the HUD samples it, "$" included, on black
