@@ -27,8 +27,7 @@ parser.add_argument("--workers", type=int, default=2)
 args = parser.parse_args()
 
 p = load_params("params.yaml")
-fields = {k: v for k, v in p["model"].items() if k in ModelConfig.__dataclass_fields__}
-config = ModelConfig(**{**fields, "name": args.model})
+config = ModelConfig.from_params(p["model"], name=args.model)
 splits = read_parquet("data/labeled/splits.parquet")
 frames = list(splits[splits.split == "eval"].head(args.frames)[["id", "path"]].itertuples(index=False, name=None))
 kwargs = {"batch_size": p["infer"]["batch_size"], "max_new_tokens": p["infer"]["max_new_tokens"], "constrained": True}

@@ -251,12 +251,8 @@ def best_built_model() -> tuple[str, str]:
 def _model_config(model: str, max_pixels: Optional[int] = None):
     from chimera.vlm.models import ModelConfig
 
-    base = _params().get("model", {})
-    fields = {k: v for k, v in base.items() if k in ModelConfig.__dataclass_fields__}
-    fields["name"] = model
-    if max_pixels:
-        fields["max_pixels"] = max_pixels
-    return ModelConfig(**fields)
+    return ModelConfig.from_params(_params().get("model", {}), name=model,
+                                   **({"max_pixels": max_pixels} if max_pixels else {}))
 
 
 def _backend(backend: str, model: str, server_url: str, batch_size: int, max_new_tokens: int):

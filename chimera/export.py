@@ -115,9 +115,7 @@ def export_with_card(model_dir: str | Path, out: str | Path, experiment: dict, r
                      report_path: str = "metrics/report.json") -> tuple[Path, str]:
     """export_model, then README.md: the card of the model's run in `experiment` (params.yaml's sections) with its
     row of `report` (metrics/report.json) beside the constant. (folder, the model's name)."""
-    from chimera.evaluation.report import git_revision  # pandas and the scoring: only when a card is written
-
-    from chimera.io import atomic_write_text
+    from chimera.io import atomic_write_text, git_revision
 
     name, lineage = lineage_of(str(model_dir), experiment)
     folder = export_model(model_dir, out)

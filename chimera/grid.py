@@ -18,10 +18,25 @@ def cell_key(arm: str, shots: int, seed: int) -> str:
     return f"sft/{arm}-{int(shots)}-{int(seed)}"
 
 
+def merged_model(key: str) -> str:
+    """The merged model folder a training stage writes for a model key (SFT cell or E)."""
+    return f"models/{key}/final_model/merged_16bit"
+
+
+def cell_shots(splits, shots: int, seed: int):
+    """A cell's labelled screenshots (rows of data/labeled/splits.parquet): the head of the seed's train split in one
+    shuffled order. So a seed's smaller sets lie inside its larger ones (nested shots), and E prompts with its SFT
+    cell's own shots."""
+    train = splits[splits.split == "train"]
+    if len(train) < shots:
+        raise ValueError(f"{shots} shots asked, the train split has {len(train)} frames (params.yaml split.train)")
+    return train.sample(frac=1.0, random_state=seed).head(shots)
+
+
 def grid_cells(sweep: dict) -> dict[str, dict]:
     """Model key -> arm, shots, seed and merged model folder, for every cell of the grid."""
     return {cell_key(arm, shots, seed): {"arm": arm, "shots": int(shots), "seed": int(seed),
-                                         "path": f"models/{cell_key(arm, shots, seed)}/final_model/merged_16bit"}
+                                         "path": merged_model(cell_key(arm, shots, seed))}
             for shots in sweep["shots"] for arm in sweep["arms"] for seed in sweep["seeds"]}
 
 
@@ -33,8 +48,8 @@ def grpo_cells(grpo: dict) -> dict[str, dict]:
     """E's model key -> arm, shots, seed, the SFT cell it starts from (`base`) and its merged model folder."""
     return {grpo_key(arm, grpo["shots"], seed): {
                 "arm": arm, "shots": int(grpo["shots"]), "seed": int(seed), "sft": cell_key(arm, grpo["shots"], seed),
-                "base": f"models/{cell_key(arm, grpo['shots'], seed)}/final_model/merged_16bit",
-                "path": f"models/{grpo_key(arm, grpo['shots'], seed)}/final_model/merged_16bit"}
+                "base": merged_model(cell_key(arm, grpo["shots"], seed)),
+                "path": merged_model(grpo_key(arm, grpo["shots"], seed))}
             for arm in grpo.get("arms") or [] for seed in grpo.get("seeds") or []}
 
 

@@ -158,3 +158,18 @@ def save_figure(fig, path: str | Path, dpi: int = 110) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi)
     return Path(path)
+
+
+def git_revision() -> str:
+    """The commit the working tree is at, flagged when the code or configuration differs from it (provenance for
+    the report and the model card)."""
+    import subprocess
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
+        # code and configuration only: a running pipeline has always modified its tracked outputs (metrics, dvc.lock)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "chimera", "stages",
+                                "dvc.yaml", "params.yaml"], capture_output=True, text=True, timeout=10).stdout.strip()
+        return (rev or "unknown") + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"

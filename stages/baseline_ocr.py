@@ -11,9 +11,8 @@ from tqdm import tqdm
 
 from chimera.evaluation.baselines import ocr_record
 from chimera.evaluation.ocr import ocr_config, read_hud
-from chimera.io import read_parquet, set_max_image_pixels
+from chimera.io import open_image, read_parquet, set_max_image_pixels
 from chimera.records import write_records
-from chimera.vlm.backends import open_image
 
 set_max_image_pixels(params("screens")["max_image_pixels"])  # docs/errors.md: bombs refused
 

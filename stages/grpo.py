@@ -9,7 +9,7 @@ from _common import log, params
 
 import sys
 
-from chimera.grid import grpo_cells, grpo_key
+from chimera.grid import cell_shots, grpo_cells, grpo_key
 from chimera.io import CHECKPOINT_CACHE, read_parquet, set_max_image_pixels, write_json
 from chimera.records import load_records
 from chimera.training.grpo import GRPORunConfig, grpo_dataset, train_grpo
@@ -26,8 +26,7 @@ name = grpo_key(arm, p["shots"], seed)
 cell = grpo_cells({"shots": p["shots"], "arms": [arm], "seeds": [seed]})[name]
 splits = read_parquet("data/labeled/splits.parquet")
 labels = load_records("data/labeled/labels")
-# the prompts: the SFT cell's own shots (a seed's train split in one shuffled order, as stages/sft.py draws them)
-rows = splits[splits.split == "train"].sample(frac=1.0, random_state=seed).head(min(p["examples"], p["shots"]))
+rows = cell_shots(splits, p["shots"], seed).head(p["examples"])  # the prompts: the SFT cell's own shots
 dataset = grpo_dataset([(r.path, labels[r.id]["analysis"], labels[r.id].get("p_win")) for r in rows.itertuples()],
                        load_view(cell["base"]))
 cfg = GRPORunConfig(base_model=cell["base"], output_dir=f"models/{name}", max_steps=p["max_steps"],

@@ -31,7 +31,7 @@ if len(sys.argv) < 3:
 name, path = sys.argv[1], sys.argv[2]
 p, mp = params("infer"), params("model")
 torch.manual_seed(params()["seed"])
-config = ModelConfig(**{**{k: v for k, v in mp.items() if k in ModelConfig.__dataclass_fields__}, "name": path})
+config = ModelConfig.from_params(mp, name=path)
 model, processor = load_model(config)
 splits = read_parquet("data/labeled/splits.parquet")
 frames = splits[splits.split == p["split"]]

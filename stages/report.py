@@ -14,10 +14,10 @@ import torch
 from chimera.evaluation.baselines import BASELINES, constant_game_state
 from chimera.evaluation.metrics import DEFAULT_TOLERANCES, frame_value_accuracy, score_frame
 from chimera.evaluation.plots import comparison_plot, data_efficiency_plot
-from chimera.evaluation.report import (build_report, git_revision, grid_summary, labels_saved, markdown,
-                                       per_field_deltas, research_answers, slices)
+from chimera.evaluation.report import (build_report, grid_summary, labels_saved, markdown, per_field_deltas,
+                                       research_answers, slices)
 from chimera.grid import ARM_LABELS, grid_cells, grpo_cells, grpo_label, named_cells
-from chimera.io import atomic_write_text, read_json, write_json
+from chimera.io import atomic_write_text, git_revision, read_json, write_json
 from chimera.screens.hud import sample_state
 from chimera.training.perception import pool_rng
 

@@ -16,7 +16,7 @@ import json
 import math
 import sys
 
-from chimera.grid import arm_base, cell_key
+from chimera.grid import arm_base, cell_key, cell_shots
 from chimera.io import CHECKPOINT_CACHE, read_parquet, set_max_image_pixels, write_json
 from chimera.records import load_records
 from chimera.training.settings import lora_settings, model_settings
@@ -34,11 +34,12 @@ steps = (math.ceil(shots * sweep["epochs"] / p["batch_size"]) if sweep["equal"] 
 base = arm_base(arm)
 splits = read_parquet("data/labeled/splits.parquet")
 labels = load_records("data/labeled/labels")
-shuffled = splits[splits.split == "train"].sample(frac=1.0, random_state=seed)
-if len(shuffled) < shots:
-    raise SystemExit(f"sft {name}: {shots} shots asked, the train split has {len(shuffled)} frames (params.yaml split.train)")
+try:
+    rows = cell_shots(splits, shots, seed)
+except ValueError as exc:
+    raise SystemExit(f"sft {name}: {exc}") from exc
 view = load_view(base)  # the base's own view of a frame (HUD crops for the perceiving tiny base)
-dataset = screen_dataset([(r.path, labels[r.id]["analysis"]) for r in shuffled.head(shots).itertuples()], view)
+dataset = screen_dataset([(r.path, labels[r.id]["analysis"]) for r in rows.itertuples()], view)
 val = screen_dataset([(r.path, labels[r.id]["analysis"]) for r in splits[splits.split == "val"].itertuples()], view)
 cfg = SFTRunConfig(base_model=base, output_dir=f"models/{name}", max_steps=steps,
                    learning_rate=p["learning_rate"], per_device_train_batch_size=p["batch_size"], seed=seed,

@@ -76,13 +76,31 @@ def test_model_card_carries_the_metrics_the_evaluation_computed(tiny, tmp_path, 
 
 def test_lineage_names_the_run_that_made_the_model(tmp_path):
     params = {"seed": 0, "model": {"name": "tiny"}, "infer": {"models": {"A_zeroshot": {"path": "models/perception"}}},
-              "sweep": {"shots": [20, 100], "arms": ["perception", "pretrain_strategy"], "seeds": [0, 1]}}
+              "sweep": {"shots": [20, 100], "arms": ["perception", "pretrain_strategy"], "seeds": [0, 1]},
+              "grpo": {"arms": ["perception"], "shots": 100, "seeds": [0]}}
     name, lineage = lineage_of("models/sft/pretrain_strategy-20-1/final_model/merged_16bit", params)
     assert name == "sft/pretrain_strategy-20-1" and lineage["shots"] == 20 and lineage["seed"] == 1
     assert lineage["arm"] == "strategy-pretrained" and lineage["base"] == "models/pretrain_strategy"
     assert lineage_of("models/perception", params) == ("A_zeroshot", {
         "base": "models/perception", "shots": 0, "arm": "zero-shot", "seed": 0, "base model": "tiny"})
+    name, lineage = lineage_of("models/grpo/perception-100-0/final_model/merged_16bit", params)  # E after B
+    assert name == "grpo/perception-100-0" and lineage["training"] == "GRPO"
+    assert lineage["base"] == "models/sft/perception-100-0/final_model/merged_16bit"
     assert lineage_of("elsewhere", params)[1]["note"].startswith("not a model")
+
+
+def test_a_cells_shots_are_nested_and_never_more_than_the_train_split():
+    """SFT's shots and E's prompts come from cell_shots: a seed's 20 are the head of its 100."""
+    import pandas as pd
+
+    from chimera.grid import cell_shots
+
+    splits = pd.DataFrame({"id": [f"f{i}" for i in range(130)], "split": ["train"] * 100 + ["eval"] * 30})
+    twenty, hundred = cell_shots(splits, 20, seed=1), cell_shots(splits, 100, seed=1)
+    assert list(twenty.id) == list(hundred.id[:20]) and set(hundred.id) == {f"f{i}" for i in range(100)}
+    assert list(cell_shots(splits, 20, seed=2).id) != list(twenty.id)  # another seed, another draw
+    with pytest.raises(ValueError, match="101 shots asked, the train split has 100"):
+        cell_shots(splits, 101, seed=0)
 
 
 def test_gguf_and_push_fail_clearly_when_unavailable(tiny, tmp_path, monkeypatch):

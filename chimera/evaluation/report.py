@@ -186,9 +186,10 @@ def labels_saved(frames: dict[str, pd.DataFrame], cells: dict[str, dict], refere
     if not by_shots or not all(k in frames for k in reference):
         return {}
     shots = sorted(by_shots)
-    index = seed_frame_matrix(frames, reference, column).index
-    mats = [seed_frame_matrix(frames, by_shots[s], column).reindex(index).to_numpy(dtype=float) for s in shots]
-    ref = seed_frame_matrix(frames, reference, column).to_numpy(dtype=float)
+    reference_matrix = seed_frame_matrix(frames, reference, column)
+    mats = [seed_frame_matrix(frames, by_shots[s], column).reindex(reference_matrix.index).to_numpy(dtype=float)
+            for s in shots]
+    ref = reference_matrix.to_numpy(dtype=float)
     if any(m.shape[1] != ref.shape[1] for m in mats):
         return {}
     needed = [_crossing(shots, [_mean(m, r, c) for m in mats], _mean(ref, r, c))  # the first: the sample itself
@@ -342,19 +343,6 @@ def provenance_lines(p: dict | None) -> list[str]:
     return ["", "Made by: " + "; ".join(f"{k}: {v}" for k, v in p.items()) + "."]
 
 
-def git_revision() -> str:
-    import subprocess
-
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10).stdout.strip()
-        # code and configuration only: a running pipeline has always modified its tracked outputs (metrics, dvc.lock)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "chimera", "stages",
-                                "dvc.yaml", "params.yaml"], capture_output=True, text=True, timeout=10).stdout.strip()
-        return (rev or "unknown") + (" (with uncommitted changes)" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (not a git checkout)"
-
-
 def verdict_line(report: dict) -> str:
     """The first thing a reader sees: which models beat the constant predictor, which do not, on the game_state
     and on the analysis (economy + importance)."""
@@ -454,7 +442,9 @@ def grpo_lines(grpo: dict | None) -> list[str]:
     """E's rewards over its first and last steps: whether GRPO moved them (the eval rows above say what it changed)."""
     if not grpo:
         return []
-    signals = ["reward", "format_reward", "perception_reward", "consistency_reward", "strategy_reward", "advice_reward"]
+    from chimera.training.rewards import REWARDS
+
+    signals = ["reward", *(fn.__name__ for fn in REWARDS)]  # the weighted total, then each signal in params order
     lines = ["", "E (GRPO after SFT, sampling inside the schema): mean reward over its first and last steps "
              "(weighted total, then each signal; `dvc plots show` has every step).", "",
              "| E | from | steps averaged | " + " | ".join(s.replace("_reward", "") for s in signals) + " |",

@@ -48,6 +48,11 @@ class ModelConfig:
     def path(self) -> str:
         return self.tiny_path if self.name == TINY else self.name
 
+    @classmethod
+    def from_params(cls, model: dict, **override) -> "ModelConfig":
+        """params.yaml's `model` section (its keys that are fields here), then `override` (e.g. name=a folder)."""
+        return cls(**{**{k: v for k, v in model.items() if k in cls.__dataclass_fields__}, **override})
+
 
 # --------------------------------------------------------------------------------------------------
 # The tiny model
