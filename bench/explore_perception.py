@@ -8,7 +8,7 @@ view: full | full640 | crops | crops2 (the first HUD_VIEW) | top | vitals | mone
 moneybox: the money text cut to the renderer's own box (an oracle locator) and scaled to 28 px high on 192x32 black;
 digits draws health 0-100 on black (128x32), or with dfield=player_money the sampled money, "$" included (dw x 32);
 money: the money region (0-0.14 of the width, y0-y1 of the height, default 0.9-1.0) at vw x vhh;
-style=1080p,scale,font,clean,procedural: fix those factors of the sampled HUD style (an ablation);
+style=1080p,scale,font,fontscale,clean,procedural: fix those factors of the sampled HUD style (an ablation);
 pre=N: a curriculum, the first N of the steps on numbers drawn on black (as view=digits), the rest on the view;
 with pre_style=..., the first N steps on the view rendered with those style factors fixed;
 lr and warmup (steps, default 20); vlr: the vision tower's learning rate as a multiple of lr (0 freezes it);
@@ -50,6 +50,21 @@ def views(img):
         return [img.crop((0, int(y0 * H), int(0.14 * W), int(y1 * H))).resize((int(A.get("vw", 224)), int(A.get("vhh", 64))))]
     if VIEW == "top":
         W, H = img.size; return [img.crop((int(0.25 * W), 0, int(0.75 * W), int(0.12 * H))).resize((384, 64))]
+    if VIEW == "moneyscaled":  # the money region of view=money, scaled about the bottom-left corner with the HUD
+        from chimera.vlm.views import View
+        y0 = float(A.get("y0", 0.9))
+        v = View(frame_size=None, crops={"money": ((float(A.get("x0", 0.0)), y0, float(A.get("x1", 0.14)), float(A.get("y1", 1.0))), (int(A.get("vw", 224)), int(A.get("vhh", 64))))}, anchors={"money": (0.0, 1.0)})
+        crops = v.images(img)[1:]
+        if A.get("mask") == "1":  # keep the HUD text's light pixels (white, buy-time green, low-health red), black the rest
+            import numpy as np
+            g = np.asarray(crops[0]).astype(int)
+            light = (g.min(axis=2) > 140) | ((g[..., 1] > 160) & (g[..., 1] > g[..., 0] + 40)) | ((g[..., 0] > 180) & (g[..., 0] > g[..., 1] + 80))
+            crops = [Image.fromarray((g * light[..., None]).astype("uint8"))]
+        return crops
+    if VIEW in ("pipeline", "pipeline_fixed"):  # the stage's HUD_VIEW; _fixed: its crops not following the HUD scale
+        from dataclasses import replace
+        from chimera.training.perception import HUD_VIEW
+        return (replace(HUD_VIEW, anchors={}) if VIEW == "pipeline_fixed" else HUD_VIEW).images(img)
     if VIEW == "crops2":
         W, H = img.size
         boxes = [((0.0, 0.88, 0.48, 0.98), (512, 64)), ((0.28, 0.0, 0.72, 0.085), (384, 64)), ((0.74, 0.45, 1.0, 0.95), (192, 224))]
@@ -75,6 +90,7 @@ def render(seed0, n):
                 style = replace(style, **({"width": 1920, "height": 1080} if "1080p" in fixed else {}),
                                 **({"hud_scale": 1.0, "font_scale": 1.0} if "scale" in fixed else {}),
                                 **({"font": "DejaVuSans-Bold.ttf"} if "font" in fixed else {}),
+                                **({"font_scale": 1.0} if "fontscale" in fixed else {}),
                                 **({"jpeg_quality": None, "blur": 0.0} if "clean" in fixed else {}),
                                 **({"background": "procedural"} if "procedural" in fixed else {}))
             img, boxes = render_frame(state, extras, style, shots)

@@ -193,6 +193,29 @@ def test_the_view_shows_every_number_and_name_the_targets_read():
             for key in (k for k in keys if k in boxes and k.startswith(read_in_crops)):
                 x0, y0, x1, y1 = boxes[key]
                 if not any(x0 >= bx0 * w - 1 and y0 >= by0 * h - 1 and x1 <= bx1 * w + 1 and y1 <= by1 * h + 1
-                           for (bx0, by0, bx1, by1), _ in HUD_VIEW.crops.values()):
+                           for bx0, by0, bx1, by1 in HUD_VIEW.boxes(HUD_VIEW.hud_scale(frame)).values()):
                     missed.append((i, field, key))
     assert not missed, missed[:10]
+
+
+def test_crops_follow_the_hud_scale():
+    """The same HUD drawn at scale 0.85 and 1.15: in the view's anchored vitals crop the money text lands on the same
+    pixels (within 2); in the same crop with no anchor (fixed fractions of the frame) it moves by more than 5."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    state, extras = sample_state(random.Random(5))
+    state = state.model_copy(update={"round_phase": "playing", "player_money": 4350})  # white digits
+    style = replace(sample_style(random.Random(5)), width=1920, height=1080, font="DejaVuSans-Bold.ttf",
+                    font_scale=1.0, background="procedural").clean()
+    fixed = replace(HUD_VIEW, anchors={})
+    index = 1 + list(HUD_VIEW.crops).index("vitals")
+
+    def text_box(view, scale):
+        crop = np.asarray(view.images(render_frame(state, extras, replace(style, hud_scale=scale))[0])[index])
+        ys, xs = np.nonzero(crop[:, :crop.shape[1] // 4].min(axis=2) > 235)  # the money text's white core
+        return np.array([xs.min(), ys.min(), xs.max(), ys.max()])
+
+    assert np.abs(text_box(HUD_VIEW, 0.85) - text_box(HUD_VIEW, 1.15)).max() <= 2
+    assert np.abs(text_box(fixed, 0.85) - text_box(fixed, 1.15)).max() > 5

@@ -254,6 +254,19 @@ def _viewmodel(d: ImageDraw.ImageDraw, rng: random.Random, kind: str | None) -> 
               fill=tuple(min(255, c + 30) for c in dark))
 
 
+ARMOR_X, HEALTH_X = 560, 740   # canvas x of the shield and of the health cross at HUD scale 1
+
+
+def vitals_icons(s: float) -> tuple[list[tuple[float, float]], list[list[float]]]:
+    """The armor shield (a polygon outline) and the health cross (two bars) at HUD scale s, in canvas pixels: fixed
+    shapes whatever the state, so `estimate_hud_scale` finds the scale by where they are."""
+    ax, hx = ARMOR_X * s, HEALTH_X * s
+    shield = [(ax, H - 72 * s), (ax + 30 * s, H - 72 * s), (ax + 30 * s, H - 45 * s), (ax + 15 * s, H - 32 * s),
+              (ax, H - 45 * s)]
+    bars = [[hx + 10 * s, H - 72 * s, hx + 20 * s, H - 36 * s], [hx - 3 * s, H - 59 * s, hx + 33 * s, H - 49 * s]]
+    return shield, bars
+
+
 def render_frame(state: GameState, extras: Extras, style: Style,
                  screenshots_dir: Path | None = None) -> tuple[Image.Image, dict[str, tuple[int, int, int, int]]]:
     """Draw the frame. Returns the image (style.width x style.height) and the HUD element boxes, scaled to it."""
@@ -354,16 +367,15 @@ def render_frame(state: GameState, extras: Extras, style: Style,
     # bottom left: money; bottom centre-left: armor and health with icons
     text("money", (30 * s, H - 70 * s), f"${state.player_money}" if state.player_money is not None else "", 40,
          fill=(140, 230, 140) if state.round_phase in ("buy", "freezetime") else (255, 255, 255))
-    ax = 560 * s
-    d.polygon([(ax, H - 72 * s), (ax + 30 * s, H - 72 * s), (ax + 30 * s, H - 45 * s), (ax + 15 * s, H - 32 * s),
-               (ax, H - 45 * s)], outline=(230, 230, 230), width=3)  # shield
-    text("armor", (ax + 45 * s, H - 75 * s), str(state.player_armor), 36)
-    hx = 740 * s
+    shield, cross_bars = vitals_icons(s)
+    d.polygon(shield, outline=(230, 230, 230), width=3)
+    text("armor", (ARMOR_X * s + 45 * s, H - 75 * s), str(state.player_armor), 36)
     low = (state.player_health or 0) <= 20
     cross = (235, 60, 60) if low else (230, 230, 230)
-    d.rectangle([hx + 10 * s, H - 72 * s, hx + 20 * s, H - 36 * s], fill=cross)
-    d.rectangle([hx - 3 * s, H - 59 * s, hx + 33 * s, H - 49 * s], fill=cross)
-    text("health", (hx + 45 * s, H - 75 * s), str(state.player_health), 36, fill=(235, 60, 60) if low else (255, 255, 255))
+    for bar in cross_bars:
+        d.rectangle(bar, fill=cross)
+    text("health", (HEALTH_X * s + 45 * s, H - 75 * s), str(state.player_health), 36,
+         fill=(235, 60, 60) if low else (255, 255, 255))
 
     # bottom right: ammo and weapon name above the inventory column
     if extras.active_slot != "knife":
@@ -436,3 +448,52 @@ def png_bytes(image: Image.Image) -> bytes:
 
 def extras_dict(extras: Extras) -> dict:
     return asdict(extras)
+
+
+HUD_SCALE_RANGE = (0.80, 1.20)   # the search range: the sampler draws 0.85-1.15
+HUD_SCALE_STEP = 0.005
+
+
+def _icon_masks(band: tuple[int, int], top: float, fx: float, fy: float, s: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per icon, the flat indices of its pixels and of a ring around them, in a band of (width, height) whose first
+    row is frame row `top`, with the icons drawn where HUD scale s puts them."""
+    shield, bars = vitals_icons(s)
+    out = []
+    for draw in (lambda d: d.polygon([(x * fx, y * fy - top) for x, y in shield], outline=255, width=max(1, round(3 * fx))),
+                 lambda d: [d.rectangle([x0 * fx, y0 * fy - top, x1 * fx, y1 * fy - top], fill=255) for x0, y0, x1, y1 in bars]):
+        shape = Image.new("L", band)
+        draw(ImageDraw.Draw(shape))
+        on = np.asarray(shape) > 127
+        ring = (np.asarray(shape.filter(ImageFilter.MaxFilter(2 * max(1, round(2 * fx)) + 1))) > 127) & ~on
+        out.append((np.flatnonzero(on), np.flatnonzero(ring)))
+    return out
+
+
+@lru_cache(maxsize=8)
+def _search_grid(w: int, h: int, lo: float, hi: float):
+    """Where to look in a w x h frame, and each candidate scale's icon masks: built once per frame size."""
+    top, right = max(0, int((H - 80 * hi) * h / H) - 2), min(w, int((HEALTH_X + 40) * hi * w / W) + 2)
+    k = min(1.0, 640 / w)  # search at most at 640 pixels wide: as exact as at 1080p (bench/bench_hud_locator.py)
+    band = (max(1, round(right * k)), max(1, round((h - top) * k)))
+    fx, fy = w * k / W, h * k / H
+    scales = np.round(np.arange(lo, hi + 1e-9, HUD_SCALE_STEP), 3)
+    return (0, top, right, h), band, [(float(s), _icon_masks(band, top * k, fx, fy, float(s))) for s in scales]
+
+
+def estimate_hud_scale(frame: Image.Image, scale_range: tuple[float, float] = HUD_SCALE_RANGE) -> tuple[float, float]:
+    """The HUD scale of a frame, found from where the armor shield and health cross are (`vitals_icons`).
+
+    The HUD scales about the frame's corners, so the icons' positions alone tell the scale: for each candidate
+    (steps of 0.005) the icons are drawn where that scale puts them, and the candidate whose pixels differ most
+    in colour from a ring around them wins (per icon and channel |mean inside - mean in the ring|, summed: either
+    polarity, as the low-health cross is red and may sit on an orange background). No translation search.
+    Returns (scale, contrast): the contrast (0-1530) says how sure it is; a frame without this HUD scores low.
+    """
+    box, band, grid = _search_grid(*frame.size, *scale_range)
+    pixels = np.asarray(frame.convert("RGB").crop(box).resize(band, Image.BILINEAR), dtype=np.float32).reshape(-1, 3)
+    best = (-np.inf, 1.0)
+    for s, masks in grid:
+        if all(len(on) and len(ring) for on, ring in masks):
+            contrast = sum(float(np.abs(pixels[on].mean(axis=0) - pixels[ring].mean(axis=0)).sum()) for on, ring in masks)
+            best = max(best, (contrast, s))
+    return best[1], best[0]

@@ -34,10 +34,10 @@ from chimera.vlm.views import View
 # The synthetic HUD's regions (chimera/screens/hud.py), sized so a glyph spans about a patch. Each crop holds its
 # elements whole at every HUD scale the renderer samples (tests/test_perception.py measures it from the boxes)
 HUD_VIEW = View(frame_size=(256, 160), crops={
-    "vitals": ((0.0, 0.905, 0.53, 0.99), (576, 64)),       # money, armor, health
+    "vitals": ((0.0, 0.9333, 0.4875, 0.9815), (576, 32)),  # money, armor, health: one row of visual tokens
     "top": ((0.27, 0.0, 0.73, 0.095), (384, 64)),          # portraits (side, alive counts), timer or bomb, buy-time money
     "inventory": ((0.74, 0.45, 1.0, 0.95), (192, 224)),    # weapons, grenades, C4, kit
-})
+}, anchors={"vitals": (0.0, 1.0), "top": (0.5, 0.0), "inventory": (1.0, 1.0)})  # each scales with the HUD about its corner
 VIEWS = {"hud_crops": HUD_VIEW, "whole_frame": View(frame_size=(448, 256))}  # params.yaml perception.view
 
 

@@ -1,6 +1,11 @@
 """What a model is shown of a screenshot: the frame as one image, or a small frame plus HUD-region crops as extra
 images (the tiny stand-in reads HUD digits only from crops: chimera/training/perception.py).
 
+A crop may follow the HUD scale: CS2 lets a player scale the HUD, which grows every element about its corner of
+the screen. A crop with an anchor (a point of the frame, in fractions: (0, 1) is the bottom-left corner) is
+scaled about it by the frame's HUD scale (`chimera.screens.hud.estimate_hud_scale`), so a digit lands on the
+same pixels of the crop whatever the scale: the tiny model reads digits by position (BENCHMARKS.md).
+
 The view is part of the model: it is saved in the model folder (`chimera_view.json`) by the trainer that chose it,
 so every trainer, backend and stage that loads a model shows it the images it learned on. A folder without the
 file (Qwen3-VL-8B, any hub model) sees the whole frame, sized by the processor's pixel budget.
@@ -16,18 +21,42 @@ from PIL import Image
 
 VIEW_FILE = "chimera_view.json"
 Box = tuple[float, float, float, float]  # fractions of the frame: x0, y0, x1, y1
+Point = tuple[float, float]               # fractions of the frame: x, y
+MIN_HUD_CONTRAST = 60.0  # below this no HUD was found (synthetic frames score 76+): anchored crops take scale 1
 
 
 @dataclass(frozen=True)
 class View:
     frame_size: tuple[int, int] | None = None              # (w, h) the whole frame is resized to; None: processor decides
-    crops: dict[str, tuple[Box, tuple[int, int]]] = field(default_factory=dict)  # name -> (box, (w, h))
+    crops: dict[str, tuple[Box, tuple[int, int]]] = field(default_factory=dict)  # name -> (box at HUD scale 1, (w, h))
+    anchors: dict[str, Point] = field(default_factory=dict)  # name -> the point its crop scales about with the HUD
+
+    def hud_scale(self, frame: Image.Image) -> float:
+        """The frame's HUD scale, or 1.0 when no crop follows it or no HUD is found."""
+        if not self.anchors:
+            return 1.0
+        from chimera.screens.hud import estimate_hud_scale
+
+        scale, contrast = estimate_hud_scale(frame)
+        return scale if contrast >= MIN_HUD_CONTRAST else 1.0
+
+    def boxes(self, scale: float = 1.0) -> dict[str, Box]:
+        """Each crop's box (fractions of the frame) at a HUD scale: scaled about its anchor, clipped to the frame."""
+        out = {}
+        for name, (box, _) in self.crops.items():
+            ax, ay = self.anchors.get(name, (0.0, 0.0))
+            s = scale if name in self.anchors else 1.0
+            x0, y0, x1, y1 = (ax + (box[0] - ax) * s, ay + (box[1] - ay) * s, ax + (box[2] - ax) * s, ay + (box[3] - ay) * s)
+            out[name] = (max(0.0, x0), max(0.0, y0), min(1.0, x1), min(1.0, y1))
+        return out
 
     def images(self, frame: Image.Image) -> list[Image.Image]:
         frame = frame.convert("RGB")
         out = [frame.resize(self.frame_size, Image.BILINEAR) if self.frame_size else frame]
         w, h = frame.size
-        for (x0, y0, x1, y1), size in self.crops.values():
+        boxes = self.boxes(self.hud_scale(frame))
+        for name, (_, size) in self.crops.items():
+            x0, y0, x1, y1 = boxes[name]
             box = (int(x0 * w), int(y0 * h), max(int(x0 * w) + 1, int(x1 * w)), max(int(y0 * h) + 1, int(y1 * h)))
             out.append(frame.crop(box).resize(tuple(size), Image.BILINEAR))
         return out
@@ -38,13 +67,16 @@ class View:
 
     def to_json(self) -> dict:
         return {"frame_size": list(self.frame_size) if self.frame_size else None,
-                "crops": {k: {"box": list(box), "size": list(size)} for k, (box, size) in self.crops.items()}}
+                "crops": {k: {"box": list(box), "size": list(size)}
+                          | ({"anchor": list(self.anchors[k])} if k in self.anchors else {})
+                          for k, (box, size) in self.crops.items()}}
 
     @classmethod
     def from_json(cls, data: dict) -> "View":
         frame = data.get("frame_size")
-        return cls(tuple(frame) if frame else None,
-                   {k: (tuple(v["box"]), tuple(v["size"])) for k, v in (data.get("crops") or {}).items()})
+        crops = data.get("crops") or {}
+        return cls(tuple(frame) if frame else None, {k: (tuple(v["box"]), tuple(v["size"])) for k, v in crops.items()},
+                   {k: tuple(v["anchor"]) for k, v in crops.items() if v.get("anchor") is not None})
 
 
 WHOLE_FRAME = View()
