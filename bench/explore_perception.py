@@ -8,7 +8,9 @@ view: full | full640 | crops | crops2 (the first HUD_VIEW) | top | vitals | mone
 moneybox: the money text cut to the renderer's own box (an oracle locator) and scaled to 28 px high on 192x32 black;
 digits draws health 0-100 on black (128x32), or with dfield=player_money the sampled money, "$" included (dw x 32);
 money: the money region (0-0.14 of the width, y0-y1 of the height, default 0.9-1.0) at vw x vhh;
-style=1080p,scale,font,fontscale,clean,procedural: fix those factors of the sampled HUD style (an ablation);
+style=1080p,scale,font,fontscale,clean,procedural: fix those factors of the sampled HUD style (an ablation; the
+sampler has drawn no text size jitter since commit 5b654a6, so `fontscale` and the size part of `scale` reproduce
+the recorded figures only at commit 4b8f2f1 or before);
 pre=N: a curriculum, the first N of the steps on numbers drawn on black (as view=digits), the rest on the view;
 with pre_style=..., the first N steps on the view rendered with those style factors fixed;
 lr and warmup (steps, default 20); vlr: the vision tower's learning rate as a multiple of lr (0 freezes it);
