@@ -30,28 +30,27 @@ def _alnum(text: str) -> str:
     return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
+def _wide_text(image, box) -> str:
+    """The box read again with more margin, three times larger: the detector can miss a lone small glyph ("0"
+    armor) or drop a word of a small line ("Smoke Grenade" at 19 px read as "Grenade")."""
+    x0, y0, x1, y1 = box
+    wide = image.crop((x0 - 40, y0 - 30, x1 + 40, y1 + 30))
+    return " ".join(t for t, _, _ in read_text(wide.resize((wide.width * 3, wide.height * 3))))
+
+
 def _says(image, box, expected: str) -> bool:
     want = _alnum(expected)
 
     def matches(got: str) -> bool:
         return bool(want) and (want in got or SequenceMatcher(None, got, want).ratio() >= 0.8)
 
-    if matches(_alnum(_text(image, box))):
-        return True
-    # the detector can drop a word of a small line ("Smoke Grenade" at 19 px read as "Grenade"): read it again with
-    # more margin, three times larger, as _number does for a lone glyph
-    x0, y0, x1, y1 = box
-    wide = image.crop((x0 - 40, y0 - 30, x1 + 40, y1 + 30))
-    return matches(_alnum(" ".join(t for t, _, _ in read_text(wide.resize((wide.width * 3, wide.height * 3))))))
+    return matches(_alnum(_text(image, box))) or matches(_alnum(_wide_text(image, box)))
 
 
 def _number(image, box) -> int | None:
     digits = re.sub(r"\D", "", _text(image, box).replace("O", "0").replace("o", "0"))
-    if not digits:  # a lone small glyph ("0" armor) needs more context and size before the detector finds it
-        x0, y0, x1, y1 = box
-        wide = image.crop((x0 - 40, y0 - 30, x1 + 40, y1 + 30))
-        lines = read_text(wide.resize((wide.width * 3, wide.height * 3)))
-        digits = "".join(re.sub(r"\D", "", t.replace("O", "0")) for t, _, _ in lines)
+    if not digits:
+        digits = re.sub(r"\D", "", _wide_text(image, box).replace("O", "0"))
     return int(digits) if digits else None
 
 
