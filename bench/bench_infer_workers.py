@@ -39,7 +39,8 @@ for workers in (1, args.workers):
         backend, settings = LocalBackend(model, processor, "bench", **kwargs), {"workers": workers}
         start = time.perf_counter()
         if workers > 1:
-            predict_in_workers(asdict(config), "bench", kwargs, frames, workers, model_id, settings, Path(tmp) / "cache")
+            predict_in_workers(asdict(config), "bench", [(kwargs, frames)], workers, model_id, settings,
+                               Path(tmp) / "cache")
         run_inference(backend, frames, Path(tmp) / "out", model_id, settings=settings, cache_dir=Path(tmp) / "cache")
         seconds = time.perf_counter() - start
         answers[workers] = {i: r["raw_text"] for i, r in load_records(Path(tmp) / "out").items()}

@@ -41,16 +41,22 @@ if p["unconstrained_too"] and p["constrained"]:
 model_id = model_fingerprint(path)
 # infer.workers > 1: that many one-thread processes fill the resume cache first (faster on a CPU; 1 on a GPU)
 settings = {"attn_implementation": config.attn_implementation, "workers": p["workers"]}
+
+
+def backend_kwargs(constrained: bool) -> dict:
+    return {"batch_size": p["batch_size"], "max_new_tokens": p["max_new_tokens"], "constrained": constrained}
+
+
+if p["workers"] > 1:  # the workers decode every run (one start each), then each run below finds its frames cached
+    with tqdm(total=sum(len(todo) for *_, todo in runs), desc=f"infer {name} ({p['workers']} workers)", unit="frame") as bar:
+        predict_in_workers(asdict(config), name, [(backend_kwargs(constrained), list(zip(todo.id, todo.path)))
+                                                  for constrained, _, _, todo in runs],
+                           p["workers"], model_id, settings, PREDICTIONS_CACHE, progress=bar.update)
 for constrained, out, table, todo in runs:
-    frame_list = list(zip(todo.id, todo.path))
-    backend_kwargs = {"batch_size": p["batch_size"], "max_new_tokens": p["max_new_tokens"], "constrained": constrained}
-    backend = LocalBackend(model, processor, name, **backend_kwargs)
+    backend = LocalBackend(model, processor, name, **backend_kwargs(constrained))
     with tqdm(total=len(todo), desc=f"infer {name}{'' if constrained else ' (unconstrained)'}", unit="frame") as bar:
-        if p["workers"] > 1:
-            predict_in_workers(asdict(config), name, backend_kwargs, frame_list, p["workers"], model_id, settings,
-                               PREDICTIONS_CACHE, progress=bar.update)
-        counts = run_inference(backend, frame_list, out, model_id, table, progress=bar.update, settings=settings,
-                               cache_dir=PREDICTIONS_CACHE)
+        counts = run_inference(backend, list(zip(todo.id, todo.path)), out, model_id, table, progress=bar.update,
+                               settings=settings, cache_dir=PREDICTIONS_CACHE)
     write_json(f"{out}/_run.json", counts)
 log("infer").info("%s: %s", name, counts)
 if counts["total"] and counts["failed"] == counts["total"]:  # docs/errors.md: non-zero when nothing usable came out

@@ -7,8 +7,9 @@ import pytest
 
 from chimera.schema import Analysis
 from chimera.screens.hud import render_frame, sample_state, sample_style
-from chimera.training.perception import (HUD_VIEW, PerceptionConfig, perception_target, pool_rng, redirect_to_pretrained,
-                                         render_pool, train)
+from chimera.training import perception
+from chimera.training.perception import (HUD_VIEW, PerceptionConfig, perception_target, pool_rng, reading_target,
+                                         redirect_to_pretrained, render_pool, train)
 from chimera.vlm.backends import LocalBackend
 from chimera.vlm.inference import model_fingerprint
 from chimera.vlm.models import ModelConfig, ModelUnavailableError, build_tiny_model, ensure_local, load_model
@@ -19,11 +20,23 @@ from chimera.vlm.views import VIEW_FILE, View, load_view
 def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("perception")
     tiny = build_tiny_model(root / "tiny")
-    cfg = PerceptionConfig(base_model=str(tiny), output_dir=str(root / "base"), n_frames=12, n_val=4, max_steps=8,
+    cfg = PerceptionConfig(base_model=str(tiny), output_dir=str(root / "base"), n_frames=12, n_val=4, max_steps=6,
                            batch_size=4, learning_rate=2e-3, warmup_steps=2, eval_every=4, max_new_tokens=24,
-                           research_prompt_every=3,  # steps 3 and 6 ask the research prompt; step 8, the last, does not
+                           reading_steps=2, reading_crops=["money", "vitals"],  # steps 1-2 read those crops...
+                           reading_fields=["player_health", "player_armor", "player_money"],  # ...and these alone...
+                           research_prompt_every=3,  # ...steps 3 and 6 ask the research prompt; step 8, the last, does not
                            dvclive_dir=str(root / "live"))
-    return cfg, train(cfg, progress=lambda message: None), root
+    encoded = []  # what each step was taught: (images, answer), from the real encode
+
+    def recording_encode(processor, images, answer, research=False, reading=False):
+        encoded.append((images, answer, research, reading))
+        return real_encode(processor, images, answer, research, reading)
+
+    real_encode = perception.encode
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(perception, "encode", recording_encode)
+        summary = train(cfg, progress=lambda message: None)
+    return cfg, summary, root, encoded
 
 
 def test_pool_never_renders_a_frame_of_the_screenshot_splits():
@@ -34,17 +47,20 @@ def test_pool_never_renders_a_frame_of_the_screenshot_splits():
 
 
 def test_reduced_run_writes_a_loadable_base_with_its_view_and_a_learning_curve(trained, tmp_path):
-    cfg, summary, root = trained
-    assert [point["step"] for point in summary["curve"]] == [4, 8]
+    cfg, summary, root, _ = trained
+    assert [point["step"] for point in summary["curve"]] == [6, 8]  # every eval_every steps after the reading phase
     for point in summary["curve"]:
         for split in ("held_out", "train"):
             assert 0.0 <= point[split]["value_accuracy"] <= 1.0 and 0.0 <= point[split]["schema_valid"] <= 1.0
     assert summary["final_loss"] < summary["first_loss"] - 1.0  # from ~7.6 (ln of the 2,000-token vocabulary)
     # the DVCLive curve: loss per step, held-out and train value accuracy per field at each evaluation
     plots = root / "live" / "plots" / "metrics" / "perception"
-    assert (plots / "train" / "loss.tsv").read_text().count("\n") == cfg.max_steps + 1
+    assert (plots / "train" / "loss.tsv").read_text().count("\n") == cfg.reading_steps + cfg.max_steps + 1
     assert (plots / "held_out" / "value_accuracy.tsv").is_file()
     assert (plots / "held_out" / "field" / "player_money.tsv").read_text().count("\n") == 3  # header + 2 evaluations
+    assert (plots / "held_out_reading" / "field" / "player_money.tsv").read_text().count("\n") == 2  # the phase's end
+    assert summary["reading_phase"]["step"] == 2
+    assert set(summary["reading_phase"]["held_out"]) == {"player_health", "player_armor", "player_money"}
     # the base carries its view; a backend built on it shows it the crops, and a fresh load reads it back
     assert load_view(cfg.output_dir) == HUD_VIEW == View.from_json(json.loads((root / "base" / VIEW_FILE).read_text()))
     model, processor = load_model(ModelConfig(name=cfg.output_dir, min_pixels=65536, max_pixels=112896))
@@ -94,7 +110,7 @@ def test_sft_from_the_base_trains_on_its_view_and_the_merged_model_keeps_it(trai
     from chimera.training.sft import SFTRunConfig, screen_dataset
     from chimera.training.sft import train as sft_train
 
-    cfg, _, _ = trained
+    cfg, _, _, _ = trained
     examples = []
     for seed in range(2):
         state, extras = sample_state(random.Random(seed))
@@ -146,7 +162,7 @@ def test_sharing_the_research_prompt_across_a_batch_gives_the_plain_loss_and_gra
 
     from chimera.training.perception import collate, encode, shared_prefix_length, shared_prefix_loss
 
-    cfg, _, _ = trained
+    cfg, _, _, _ = trained
     model, processor = load_model(ModelConfig(name=cfg.output_dir), for_training=True)
     model.train()
     pool = render_pool(PerceptionConfig(base_model="-", output_dir="-", workers=1), 0, 3)
@@ -199,7 +215,7 @@ def test_the_view_shows_every_number_and_name_the_targets_read():
 
 
 def test_crops_follow_the_hud_scale():
-    """The same HUD drawn at scale 0.85 and 1.15: in the view's anchored vitals crop the money text lands on the same
+    """The same HUD drawn at scale 0.85 and 1.15: in the view's anchored money crop the money text lands on the same
     pixels (within 2); in the same crop with no anchor (fixed fractions of the frame) it moves by more than 5."""
     from dataclasses import replace
 
@@ -210,12 +226,49 @@ def test_crops_follow_the_hud_scale():
     style = replace(sample_style(random.Random(5)), width=1920, height=1080, font="DejaVuSans-Bold.ttf",
                     font_scale=1.0, background="procedural").clean()
     fixed = replace(HUD_VIEW, anchors={})
-    index = 1 + list(HUD_VIEW.crops).index("vitals")
+    index = 1 + list(HUD_VIEW.crops).index("money")
 
     def text_box(view, scale):
         crop = np.asarray(view.images(render_frame(state, extras, replace(style, hud_scale=scale))[0])[index])
-        ys, xs = np.nonzero(crop[:, :crop.shape[1] // 4].min(axis=2) > 235)  # the money text's white core
+        ys, xs = np.nonzero(crop.min(axis=2) > 235)  # the money text's white core
         return np.array([xs.min(), ys.min(), xs.max(), ys.max()])
 
     assert np.abs(text_box(HUD_VIEW, 0.85) - text_box(HUD_VIEW, 1.15)).max() <= 2
     assert np.abs(text_box(fixed, 0.85) - text_box(fixed, 1.15)).max() > 5
+
+
+def test_the_reading_phase_teaches_the_numbers_from_their_crops_alone(trained):
+    """Steps 1-2 (reading_steps) show the money and vitals crops, exactly as the view cuts them, and ask their three
+    numbers; every later step shows the whole view and asks the full game_state."""
+    cfg, _, _, encoded = trained
+    reading, rest = encoded[:2 * cfg.batch_size], encoded[2 * cfg.batch_size:6 * cfg.batch_size]
+    sizes = [tuple(size) for _, size in HUD_VIEW.crops.values()]
+    for images, answer, research, is_reading in reading:
+        assert is_reading and not research
+        assert [image.size for image in images] == [sizes[0], sizes[1]]  # money 160x32, vitals 256x32
+        assert set(json.loads(answer)["game_state"]) == {"player_health", "player_armor", "player_money"}
+    for images, answer, research, is_reading in rest:
+        assert not is_reading and len(images) == HUD_VIEW.n_images
+        assert Analysis.model_validate_json(answer)
+    assert [research for _, _, research, _ in rest[::cfg.batch_size]] == [True, False, False, True]  # steps 3-6
+
+
+def test_reading_targets_are_the_full_targets_numbers_in_the_same_words():
+    """The first phase's answer holds the three numbers of the state, written as the full target writes them (the
+    same keys, order and separators), so what is learned there is what the full answer says."""
+    for i in range(20):
+        state = sample_state(random.Random(i))[0]
+        target = reading_target(state, ["player_money", "player_health", "player_armor"])
+        assert json.loads(target) == {"game_state": {"player_health": state.player_health,
+                                                     "player_armor": state.player_armor,
+                                                     "player_money": state.player_money}}
+        assert target[len('{"game_state":{'):-2] in perception_target(state)
+
+
+def test_the_report_names_both_phases_of_the_base(trained):
+    from chimera.evaluation.report import perception_lines
+
+    _, summary, _, _ = trained
+    text = "\n".join(perception_lines(summary))
+    assert "2 steps on the money and vitals crop alone (held out then: player_health" in text
+    assert "then 6 on the whole view, on 12 rendered frames" in text

@@ -147,8 +147,9 @@ def test_resume_key_covers_decoding_and_pixels_and_retries_failures(loaded, tmp_
 
 
 def test_worker_processes_fill_the_cache_with_the_answers_one_process_gives(loaded, tmp_path, tiny):
-    """infer.workers: two one-thread processes predict their shares into the resume cache; the run that follows
-    predicts nothing and its answers are the single process's."""
+    """infer.workers: two one-thread processes predict their shares of every run (here two decoding settings, as
+    the infer stage's constrained and free runs) into the resume cache, loading the model once each; the runs that
+    follow predict nothing and their answers are the single process's."""
     from dataclasses import asdict
 
     from chimera.vlm.inference import predict_in_workers
@@ -156,14 +157,18 @@ def test_worker_processes_fill_the_cache_with_the_answers_one_process_gives(load
     frames = images(tmp_path, sizes=((320, 180), (640, 360), (160, 90), (320, 180), (160, 90)))
     kwargs = {"batch_size": 2, "max_new_tokens": 12, "constrained": False}
     config = ModelConfig(name=str(tiny), max_pixels=160 * 90 * 4)
+    shorter = {**kwargs, "max_new_tokens": 6}
     settings = {"workers": 2}
     done = []
-    predict_in_workers(asdict(config), "tiny", kwargs, frames, 2, "m@1", settings, tmp_path / "cache",
-                       progress=done.append)
-    assert sorted(done) == [2, 3]  # frames dealt round-robin, each share reported when its worker ends
+    predict_in_workers(asdict(config), "tiny", [(kwargs, frames), (shorter, frames[:3])], 2, "m@1", settings,
+                       tmp_path / "cache", progress=done.append)
+    assert sorted(done) == [3, 5]  # frames dealt round-robin (3 + 2 and 2 + 1), each share reported when its worker ends
     backend = LocalBackend(*loaded, **kwargs)
     counts = run_inference(backend, frames, tmp_path / "out", "m@1", settings=settings, cache_dir=tmp_path / "cache")
     assert (counts["skipped"], counts["predicted"]) == (5, 0)
+    short = run_inference(LocalBackend(*loaded, **shorter), frames[:3], tmp_path / "short", "m@1", settings=settings,
+                          cache_dir=tmp_path / "cache")
+    assert (short["skipped"], short["predicted"]) == (3, 0) and short["run_key"] != counts["run_key"]
     single = run_inference(backend, frames, tmp_path / "single", "m@1", cache_dir=tmp_path / "single-cache")
     assert single["predicted"] == 5
     from chimera.records import load_records

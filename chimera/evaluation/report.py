@@ -378,7 +378,11 @@ def perception_lines(summary: dict | None) -> list[str]:
               ("schema-valid, unconstrained", held["schema_valid"], PERCEPTION_TARGETS["schema_valid"])]
     checks += [(name, held["fields"].get(name), target) for name, target in PERCEPTION_TARGETS["fields"].items()]
     constant = summary.get("constant")  # the pool labels' per-field mode on the same held-out frames
-    lines = ["", f"The base (perception pretraining, {summary['steps']} steps on {summary['frames']} rendered frames, "
+    reading = summary.get("reading_phase")  # a first phase on HUD crops alone, their numbers the whole target
+    steps = (f"{reading['step']} steps on the {' and '.join(reading['crops'])} crop alone (held out then: "
+             + ", ".join(f"{name} {_pct(value)}" for name, value in reading["held_out"].items())
+             + f"), then {summary['steps'] - reading['step']} on the whole view" if reading else f"{summary['steps']} steps")
+    lines = ["", f"The base (perception pretraining, {steps}, on {summary['frames']} rendered frames, "
              f"asked the research prompt on {summary['n_held_out']} held-out frames; "
              "`dvc plots show` draws the curve):", "", "| measure | reached | target | met |", "|---|---|---|---|"]
     for name, value, target in checks:

@@ -88,7 +88,7 @@ def run_inference(backend, frames: list[tuple[str, str]], out_dir: str | Path, m
 
 def _predict_shard(job: dict) -> None:
     """A worker of `predict_in_workers` (`python -m chimera.vlm.inference JOB.json`): one torch thread, its own
-    model and backend, its share of the frames predicted into the shared resume cache."""
+    model, and for each run a backend and its share of the run's frames predicted into the shared resume cache."""
     import torch
 
     from chimera.vlm.backends import LocalBackend
@@ -96,22 +96,24 @@ def _predict_shard(job: dict) -> None:
 
     torch.set_num_threads(1)
     model, processor = load_model(ModelConfig(**job["model"]))
-    backend = LocalBackend(model, processor, job["name"], **job["backend"])
-    scratch = Path(job["cache_dir"]) / "_shards" / f"{job['model_id']}-{job['index']}"
-    run_inference(backend, [tuple(f) for f in job["frames"]], scratch, job["model_id"], settings=job["settings"],
-                  cache_dir=job["cache_dir"])
-    shutil.rmtree(scratch, ignore_errors=True)
+    for number, run in enumerate(job["runs"]):
+        backend = LocalBackend(model, processor, job["name"], **run["backend"])
+        scratch = Path(job["cache_dir"]) / "_shards" / f"{job['model_id']}-{job['index']}-{number}"
+        run_inference(backend, [tuple(f) for f in run["frames"]], scratch, job["model_id"], settings=job["settings"],
+                      cache_dir=job["cache_dir"])
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def predict_in_workers(model_fields: dict, name: str, backend_kwargs: dict, frames: list[tuple[str, str]], workers: int,
+def predict_in_workers(model_fields: dict, name: str, runs: list[tuple[dict, list[tuple[str, str]]]], workers: int,
                        model_id: str, settings: dict, cache_dir: str | Path, progress=None) -> None:
-    """Fill the resume cache for `frames` with `workers` processes of one torch thread each, each loading the model
-    itself (`model_fields`: a ModelConfig's fields) and building a LocalBackend from `backend_kwargs`. The tiny
-    model decodes 1.57x faster on two cores as two one-thread processes than as one two-thread process
-    (BENCHMARKS.md). A `run_inference` with the same backend settings and `settings` then finds every frame in the
-    cache; a worker that fails loses only its unfinished frames, which that run predicts. Frames are dealt
-    round-robin, so each worker gets a similar mix of sizes. Workers are plain subprocesses (not multiprocessing's
-    spawn, which would re-run the calling stage script)."""
+    """Fill the resume cache for each run's frames (runs: (backend_kwargs, frames), e.g. constrained and free
+    decoding) with `workers` processes of one torch thread each, each loading the model once (`model_fields`: a
+    ModelConfig's fields) and building a LocalBackend per run. The tiny model decodes 1.57x faster on two cores as
+    two one-thread processes than as one two-thread process (BENCHMARKS.md), and one start per worker for every run
+    spares a model load and the imports per run. A `run_inference` with a run's backend settings and `settings` then
+    finds every frame in the cache; a worker that fails loses only its unfinished frames, which that run predicts.
+    Frames are dealt round-robin, so each worker gets a similar mix of sizes. Workers are plain subprocesses (not
+    multiprocessing's spawn, which would re-run the calling stage script)."""
     import chimera
 
     cache_dir = Path(cache_dir)
@@ -120,19 +122,19 @@ def predict_in_workers(model_fields: dict, name: str, backend_kwargs: dict, fram
                                                                       os.environ.get("PYTHONPATH")]))}
     running = []
     for index in range(workers):
-        shard = frames[index::workers]
-        if not shard:
+        shards = [{"backend": backend_kwargs, "frames": frames[index::workers]} for backend_kwargs, frames in runs]
+        size = sum(len(shard["frames"]) for shard in shards)
+        if not size:
             continue
         job = cache_dir / "_shards" / f"{model_id}-{index}.json"
-        job.write_text(json.dumps({"model": model_fields, "name": name, "backend": backend_kwargs, "frames": shard,
-                                   "model_id": model_id, "settings": settings, "cache_dir": str(cache_dir),
-                                   "index": index}))
-        running.append((subprocess.Popen([sys.executable, "-m", "chimera.vlm.inference", str(job)], env=env), shard, job))
-    for proc, shard, job in running:
+        job.write_text(json.dumps({"model": model_fields, "name": name, "runs": shards, "model_id": model_id,
+                                   "settings": settings, "cache_dir": str(cache_dir), "index": index}))
+        running.append((subprocess.Popen([sys.executable, "-m", "chimera.vlm.inference", str(job)], env=env), size, job))
+    for proc, size, job in running:
         proc.wait()
         job.unlink(missing_ok=True)
         if progress and proc.returncode == 0:
-            progress(len(shard))
+            progress(size)
 
 
 if __name__ == "__main__":
