@@ -14,7 +14,8 @@ the recorded figures only at commit 4b8f2f1 or before);
 pre=N: a curriculum, the first N of the steps on numbers drawn on black (as view=digits), the rest on the view;
 with pre_style=..., the first N steps on the view rendered with those style factors fixed;
 lr and warmup (steps, default 20); vlr: the vision tower's learning rate as a multiple of lr (0 freezes it);
-only=field,...: targets restricted to those fields; short=1: a short prompt instead of the research prompt;
+only=field,...: targets restricted to those fields; rare=field: half of each batch from the frames off that field's
+most common value (health below 100); short=1: a short prompt instead of the research prompt;
 vd/vh/th/tl: vision depth/width, text width/layers; at the end the model is also asked the research prompt
 (FULLPROMPT line). The pipeline's trainer is chimera/training/perception.py; this script is kept so the
 recorded figures can be rerun.
@@ -215,9 +216,19 @@ rest = [p_ for p_ in model.parameters() if id(p_) not in vis_ids]
 print("vision params", sum(p_.numel() for p_ in vis))
 opt = torch.optim.AdamW([{"params": rest, "lr": LR}, {"params": vis, "lr": LR * VLR}], lr=LR, weight_decay=0.0)
 sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s+1)/int(A.get('warmup', 20))) * 0.5 * (1 + math.cos(math.pi * min(s, STEPS) / STEPS)))
+RARE = []
+if "rare" in A:  # rare=player_health: oversample the frames off the field's mode (health below 100)
+    from collections import Counter
+    values = [getattr(state, A["rare"]) for _, state in train]
+    mode = Counter(values).most_common(1)[0][0]
+    RARE = [e for e, v in zip(enc, values) if v != mode]
+    print(f"rare: {len(RARE)} of {len(enc)} frames off {A['rare']} = {mode}")
 model.train(); g = random.Random(0); t0 = time.time()
 for step in range(1, STEPS + 1):
-    batch = collate(g.sample(pre_enc if step <= PRE else enc, BS))
+    if RARE and step > PRE:  # half of each batch from the frames whose `rare` field is off its most common value
+        batch = collate(g.sample(RARE, BS // 2) + g.sample(enc, BS - BS // 2))
+    else:
+        batch = collate(g.sample(pre_enc if step <= PRE else enc, BS))
     loss = model(**batch).loss
     loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); sched.step(); opt.zero_grad()
     if step % 25 == 0:

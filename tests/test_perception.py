@@ -270,5 +270,15 @@ def test_the_report_names_both_phases_of_the_base(trained):
 
     _, summary, _, _ = trained
     text = "\n".join(perception_lines(summary))
-    assert "2 steps on the money and vitals crop alone (held out then: player_health" in text
+    assert "2 steps on the money and vitals crops alone (held out then: player_health" in text
     assert "then 6 on the whole view, on 12 rendered frames" in text
+
+
+def test_a_reading_phase_on_a_crop_the_view_lacks_is_refused_before_any_work(tmp_path):
+    from chimera.training.perception import VIEWS
+
+    cfg = PerceptionConfig(base_model=str(tmp_path / "no-model"), output_dir=str(tmp_path / "base"), reading_steps=10,
+                           view=VIEWS["whole_frame"].to_json())
+    with pytest.raises(ValueError, match=r"reading_crops: the view has no crop \['money'\]"):
+        train(cfg)
+    assert not (tmp_path / "base").exists()

@@ -379,7 +379,8 @@ def perception_lines(summary: dict | None) -> list[str]:
     checks += [(name, held["fields"].get(name), target) for name, target in PERCEPTION_TARGETS["fields"].items()]
     constant = summary.get("constant")  # the pool labels' per-field mode on the same held-out frames
     reading = summary.get("reading_phase")  # a first phase on HUD crops alone, their numbers the whole target
-    steps = (f"{reading['step']} steps on the {' and '.join(reading['crops'])} crop alone (held out then: "
+    steps = (f"{reading['step']} steps on the {' and '.join(reading['crops'])} crop{'s' * (len(reading['crops']) > 1)}"
+             " alone (held out then: "
              + ", ".join(f"{name} {_pct(value)}" for name, value in reading["held_out"].items())
              + f"), then {summary['steps'] - reading['step']} on the whole view" if reading else f"{summary['steps']} steps")
     lines = ["", f"The base (perception pretraining, {steps}, on {summary['frames']} rendered frames, "
@@ -387,7 +388,8 @@ def perception_lines(summary: dict | None) -> list[str]:
              "`dvc plots show` draws the curve):", "", "| measure | reached | target | met |", "|---|---|---|---|"]
     for name, value, target in checks:
         met = "yes" if value is not None and value >= target else "no"
-        lines.append(f"| {name} | {_pct(value)} | {_pct(target)} | {met} |")
+        reached = "-" if value is None else f"{100 * value:.1f}%"  # one decimal: 89.6% is not a met 90% target
+        lines.append(f"| {name} | {reached} | {_pct(target)} | {met} |")
     if constant is not None:
         lines += ["", f"On the same held-out frames the constant answer (the per-field mode of the pool's labels) "
                   f"scores {_pct(constant)} value accuracy; the base scores {_pct(held['value_accuracy'])}."]

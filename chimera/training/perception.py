@@ -116,7 +116,7 @@ def reading_target(state: GameState, fields: list[str]) -> str:
 
 def perception_messages(n_images: int, research: bool = False, reading: bool = False) -> list[dict]:
     """The short reading prompt, (research=True) the research prompt every model of the experiment is asked, or
-    (reading=True) the first phase's prompt for one HUD crop."""
+    (reading=True) the first phase's prompt for HUD crops alone."""
     if research:
         return [{"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
                 {"role": "user", "content": [{"type": "image"}] * n_images + [{"type": "text", "text": USER_PROMPT}]}]
@@ -201,8 +201,8 @@ def collate(items: list[dict], pad_id: int) -> dict:
 def read_accuracy(model, processor, rows, max_new_tokens: int = 160, batch_size: int = 8, research: bool = True,
                   reading: bool = False) -> dict:
     """Greedy answers on `rows`, asked the research prompt (what A faces) -> value accuracy overall and per field,
-    and the schema-valid rate (unconstrained). With reading=True (rows of one crop, the first phase's prompt) the
-    answer holds a few fields: only "fields" means anything then, for the fields the answer has."""
+    and the schema-valid rate (unconstrained). With reading=True (rows of the reading crops, the first phase's
+    prompt) the answer holds a few fields: only "fields" means anything then, for the fields the answer has."""
     from chimera.evaluation.metrics import DEFAULT_TOLERANCES, LABELLED, field_hit, frame_value_accuracy, score_frame
     from chimera.schema import parse_model_output
 
@@ -258,6 +258,10 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
 
     torch.manual_seed(cfg.seed)
     view = View.from_json(cfg.view)
+    missing = [name for name in cfg.reading_crops if name not in view.crops] if cfg.reading_steps else []
+    if missing:
+        raise ValueError(f"perception.reading_crops: the view has no crop {missing} (its crops: {list(view.crops)}); "
+                         "set reading_steps to 0 for a view without crops")
     model, processor = load_model(ModelConfig(name=cfg.base_model), device="cpu", for_training=True)
     fit_processor(processor, view)
     t0 = time.perf_counter()
@@ -266,7 +270,7 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
     render_s = time.perf_counter() - t0
     progress(f"rendered {len(pool)} training and {len(held_out)} held-out frames in {render_s:.0f} s")
     targets = [perception_target(state) for _, state in pool]
-    crops = [1 + list(view.crops).index(name) for name in cfg.reading_crops]  # images[0] is the frame
+    crops = [1 + list(view.crops).index(name) for name in cfg.reading_crops if name in view.crops]  # [0]: the frame
     reading_targets = [reading_target(state, cfg.reading_fields) for _, state in pool]
 
     total_steps = cfg.reading_steps + cfg.max_steps
@@ -336,7 +340,8 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
                                    cfg.max_new_tokens, research=False, reading=True)["fields"]
             reading_phase = {"step": step, "loss": loss.item(), "crops": cfg.reading_crops,
                              "held_out": {name: fields.get(name, 0.0) for name in cfg.reading_fields}}
-            progress(f"step {step}, end of the reading phase: held out, the {' and '.join(cfg.reading_crops)} crops alone: "
+            progress(f"step {step}, end of the reading phase: held out, the {' and '.join(cfg.reading_crops)} "
+                     f"crop{'s' * (len(crops) > 1)} alone: "
                      + ", ".join(f"{name} {value:.0%}" for name, value in reading_phase["held_out"].items()))
             if live:
                 for name, value in reading_phase["held_out"].items():
