@@ -48,10 +48,11 @@ def backend_kwargs(constrained: bool) -> dict:
 
 
 if p["workers"] > 1:  # the workers decode every run (one start each), then each run below finds its frames cached
-    with tqdm(total=sum(len(todo) for *_, todo in runs), desc=f"infer {name} ({p['workers']} workers)", unit="frame") as bar:
-        predict_in_workers(asdict(config), name, [(backend_kwargs(constrained), list(zip(todo.id, todo.path)))
-                                                  for constrained, _, _, todo in runs],
-                           p["workers"], model_id, settings, PREDICTIONS_CACHE, progress=bar.update)
+    work = [(backend_kwargs(constrained), list(zip(todo.id, todo.path))) for constrained, _, _, todo in runs]
+    with tqdm(total=sum(len(frames) for _, frames in work), desc=f"infer {name} ({p['workers']} workers)",
+              unit="frame") as bar:
+        predict_in_workers(asdict(config), name, work, p["workers"], model_id, settings, PREDICTIONS_CACHE,
+                           progress=bar.update)
 for constrained, out, table, todo in runs:
     backend = LocalBackend(model, processor, name, **backend_kwargs(constrained))
     with tqdm(total=len(todo), desc=f"infer {name}{'' if constrained else ' (unconstrained)'}", unit="frame") as bar:

@@ -10,7 +10,7 @@ held-out accuracy is measured on the way.
 Two phases, each with its own warmup and cosine: first the money crop alone with money as the whole target
 (`reading_steps`, 0.04 s a step), then the whole view and the full game_state. In the full task the digits are a
 small share of the loss, and 1,800 steps of it read no money; 1,500 steps of the crop alone read it on 77% of
-held-out crops, and the base keeps it in the full task (90% at the end, BENCHMARKS.md).
+held-out crops, and the base keeps it in the full task (89.6% at the end, BENCHMARKS.md).
 
 Measured levers (BENCHMARKS.md, "Perception pretraining"): the learning rate and its warmup (2e-3 collapses to the
 label prior; 5e-4 learns, faster after a 300-step warmup), HUD-region crops as extra images (a whole 448x252 frame
