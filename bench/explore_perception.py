@@ -4,7 +4,9 @@ tiny Qwen3-VL, the pipeline's renderer and the evaluation's scoring, with the le
     python bench/explore_perception.py n=2000 steps=1500 short=1 view=crops2 lr=5e-4 eval_every=500
     python bench/explore_perception.py n=2000 steps=600 short=1 view=digits only=player_health lr=5e-4
 
-view: full | full640 | crops | crops2 (the first HUD_VIEW) | top | vitals | money | moneybox | digits | solid | half;
+view: full | full640 | crops | crops2 (the first HUD_VIEW) | top | vitals | money | moneybox | digits | solid | half | mix;
+mix=x0:x1:field,...;x0:x1:field,...: frame i is task i % k, its anchored crop (y0-y1, vw x vhh) and those fields alone
+(a mixed reading phase; accuracy per field over its task's frames);
 moneybox: the money text cut to the renderer's own box (an oracle locator) and scaled to 28 px high on 192x32 black;
 digits draws health 0-100 on black (128x32), or with dfield=player_money the sampled money, "$" included (dw x 32);
 money: the money region (0-0.14 of the width, y0-y1 of the height, default 0.9-1.0) at vw x vhh;
@@ -13,6 +15,7 @@ sampler has drawn no text size jitter since commit 5b654a6, so `fontscale` and t
 the recorded figures only at commit 4b8f2f1 or before);
 pre=N: a curriculum, the first N of the steps on numbers drawn on black (as view=digits), the rest on the view;
 with pre_style=..., the first N steps on the view rendered with those style factors fixed;
+with view=mix and pre_mix=... (mix's format), the first N steps on those tasks;
 lr and warmup (steps, default 20); vlr: the vision tower's learning rate as a multiple of lr (0 freezes it);
 only=field,...: targets restricted to those fields; rare=field: half of each batch from the frames off that field's
 most common value (health below 100); short=1: a short prompt instead of the research prompt;
@@ -64,6 +67,11 @@ def views(img):
             light = (g.min(axis=2) > 140) | ((g[..., 1] > 160) & (g[..., 1] > g[..., 0] + 40)) | ((g[..., 0] > 180) & (g[..., 0] > g[..., 1] + 80))
             crops = [Image.fromarray((g * light[..., None]).astype("uint8"))]
         return crops
+    if VIEW == "mix":  # frame i: task i % k of mix=x0:x1:field,...;... (anchored crops at y0-y1, vw x vhh)
+        from chimera.vlm.views import View
+        x0, x1, fields = MIX[len(ROW_FIELDS) % len(MIX)]
+        v = View(frame_size=None, crops={"c": ((x0, float(A.get("y0", 0.9333)), x1, float(A.get("y1", 0.9815))), (int(A.get("vw", 160)), int(A.get("vhh", 32))))}, anchors={"c": (0.0, 1.0)})
+        return v.images(img)[1:], fields
     if VIEW in ("pipeline", "pipeline_fixed"):  # the stage's HUD_VIEW; _fixed: its crops not following the HUD scale
         from dataclasses import replace
         from chimera.training.perception import HUD_VIEW
@@ -79,6 +87,8 @@ def views(img):
     return out
 
 STYLE = A.get("style")
+MIX = [(float(t.split(":")[0]), float(t.split(":")[1]), t.split(":")[2].split(",")) for t in A.get("mix", "").split(";") if t]
+ROW_FIELDS = {}
 
 def render(seed0, n):
     rows = []
@@ -119,13 +129,21 @@ def render(seed0, n):
         if VIEW == "half":
             img = Image.new("RGB", (256, 128), (90, 140, 220)); img.paste((220, 160, 60), (0, 0, 128, 128) if state.player_side == "CT" else (128, 0, 256, 128))
             rows.append(([img], state)); continue
+        if VIEW == "mix":  # each row reads its own task's fields (ROW_FIELDS, keyed by the row's state)
+            imgs, fields = views(img)
+            ROW_FIELDS[id(state)] = fields
+            rows.append((imgs, state)); continue
         rows.append((views(img), state))
     return rows
 
 t0 = time.time()
 train = render(10_000_000, N); test = render(20_000_000, NEVAL)
 PRE = int(A.get("pre", 0))  # a curriculum: the first PRE steps read numbers drawn on black (view=digits), then the view
-if PRE and "pre_style" in A:  # ...or the same view rendered with the pre_style factors fixed
+if PRE and "pre_mix" in A:  # ...or (view=mix) the pre_mix tasks, e.g. money alone before money and health mixed
+    MIX, _mix = [(float(t.split(":")[0]), float(t.split(":")[1]), t.split(":")[2].split(",")) for t in A["pre_mix"].split(";")], MIX
+    pre_rows = render(30_000_000, N)
+    MIX = _mix
+elif PRE and "pre_style" in A:  # ...or the same view rendered with the pre_style factors fixed
     STYLE, _style = A["pre_style"], STYLE
     pre_rows = render(30_000_000, N)
     STYLE = _style
@@ -156,6 +174,8 @@ def msgs(n_img):
 
 ONLY = A.get("only")
 def target(state):
+    if id(state) in ROW_FIELDS:
+        d = state.model_dump(mode="json"); return json.dumps({"game_state": {k: d[k] for k in ROW_FIELDS[id(state)]}}, separators=(",", ":"))
     if ONLY:
         d = state.model_dump(mode="json"); return json.dumps({"game_state": {k: d[k] for k in ONLY.split(",")}}, separators=(",", ":"))
     return json.dumps({"game_state": state.model_dump(mode="json")}, separators=(",", ":"))
@@ -204,7 +224,7 @@ def evaluate(rows):
             sc = score_frame("x", fake, truth, DEFAULT_TOLERANCES)
             accs.append(frame_value_accuracy(sc))
             for n, o in sc.outcomes.items():
-                if o in LABELLED: per.setdefault(n, []).append(field_hit(sc, n))
+                if o in LABELLED and n in ROW_FIELDS.get(id(s), [n]): per.setdefault(n, []).append(field_hit(sc, n))
     model.train(); proc.tokenizer.padding_side = "right"
     import numpy as np
     return float(np.nanmean(accs)), valid / len(rows), {k: round(float(np.mean(v)), 2) for k, v in per.items()}, texts[0]
@@ -221,12 +241,13 @@ if "rare" in A:  # rare=player_health: oversample the frames off the field's mod
     from collections import Counter
     values = [getattr(state, A["rare"]) for _, state in train]
     mode = Counter(values).most_common(1)[0][0]
-    RARE = [e for e, v in zip(enc, values) if v != mode]
+    RARE = [e for e, v, (_, st) in zip(enc, values, train) if v != mode and A["rare"] in ROW_FIELDS.get(id(st), [A["rare"]])]
     print(f"rare: {len(RARE)} of {len(enc)} frames off {A['rare']} = {mode}")
 model.train(); g = random.Random(0); t0 = time.time()
 for step in range(1, STEPS + 1):
     if RARE and step > PRE:  # half of each batch from the frames whose `rare` field is off its most common value
-        batch = collate(g.sample(RARE, BS // 2) + g.sample(enc, BS - BS // 2))
+        n_rare = BS // int(A.get("rare_share", 2))  # rare_share=4: a quarter of each batch
+        batch = collate(g.sample(RARE, n_rare) + g.sample(enc, BS - n_rare))
     else:
         batch = collate(g.sample(pre_enc if step <= PRE else enc, BS))
     loss = model(**batch).loss
