@@ -32,7 +32,8 @@ SMALL_PARAMS = {
     ("grpo", "max_steps"): 1, ("grpo", "examples"): 4, ("grpo", "batch_size"): 2, ("grpo", "num_generations"): 2,
     ("grpo", "max_completion_length"): 16, ("grpo", "constrained"): False,
     ("infer", "max_new_tokens"): 24,
-    ("perception", "n_frames"): 12, ("perception", "n_val"): 4, ("perception", "max_steps"): 4, ("perception", "reading_steps"): 2,
+    ("perception", "n_frames"): 12, ("perception", "n_val"): 4, ("perception", "max_steps"): 4,
+    ("perception", "reading_steps"): 2,
     ("perception", "batch_size"): 4, ("perception", "eval_every"): 2, ("perception", "research_prompt_every"): 2,
     # models this barely trained fill every string to the decoding schema's bound when constrained (minutes per
     # model): the pipeline decodes and samples (GRPO) unconstrained here; tests/test_constrained.py and

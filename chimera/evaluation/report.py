@@ -378,11 +378,13 @@ def perception_lines(summary: dict | None) -> list[str]:
               ("schema-valid, unconstrained", held["schema_valid"], PERCEPTION_TARGETS["schema_valid"])]
     checks += [(name, held["fields"].get(name), target) for name, target in PERCEPTION_TARGETS["fields"].items()]
     constant = summary.get("constant")  # the pool labels' per-field mode on the same held-out frames
+    steps = f"{summary['steps']} steps"
     reading = summary.get("reading_phase")  # a first phase on HUD crops alone, their numbers the whole target
-    steps = (f"{reading['step']} steps on the {' and '.join(reading['crops'])} crop{'s' * (len(reading['crops']) > 1)}"
-             " alone (held out then: "
-             + ", ".join(f"{name} {_pct(value)}" for name, value in reading["held_out"].items())
-             + f"), then {summary['steps'] - reading['step']} on the whole view" if reading else f"{summary['steps']} steps")
+    if reading:
+        crops = " and ".join(reading["crops"]) + (" crops" if len(reading["crops"]) > 1 else " crop")
+        read = ", ".join(f"{name} {_pct(value)}" for name, value in reading["held_out"].items())
+        steps = (f"{reading['step']} steps on the {crops} alone (held out then: {read}), "
+                 f"then {summary['steps'] - reading['step']} on the whole view")
     lines = ["", f"The base (perception pretraining, {steps}, on {summary['frames']} rendered frames, "
              f"asked the research prompt on {summary['n_held_out']} held-out frames; "
              "`dvc plots show` draws the curve):", "", "| measure | reached | target | met |", "|---|---|---|---|"]

@@ -270,7 +270,7 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
     render_s = time.perf_counter() - t0
     progress(f"rendered {len(pool)} training and {len(held_out)} held-out frames in {render_s:.0f} s")
     targets = [perception_target(state) for _, state in pool]
-    crops = [1 + list(view.crops).index(name) for name in cfg.reading_crops if name in view.crops]  # [0]: the frame
+    crops = [1 + list(view.crops).index(name) for name in cfg.reading_crops] if cfg.reading_steps else []  # [0]: frame
     reading_targets = [reading_target(state, cfg.reading_fields) for _, state in pool]
 
     total_steps = cfg.reading_steps + cfg.max_steps
