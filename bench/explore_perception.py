@@ -70,7 +70,8 @@ def views(img):
     if VIEW == "mix":  # frame i: task i % k of mix=x0:x1:field,...;... (anchored crops at y0-y1, vw x vhh)
         from chimera.vlm.views import View
         x0, x1, fields = MIX[len(ROW_FIELDS) % len(MIX)]
-        v = View(frame_size=None, crops={"c": ((x0, float(A.get("y0", 0.9333)), x1, float(A.get("y1", 0.9815))), (int(A.get("vw", 160)), int(A.get("vhh", 32))))}, anchors={"c": (0.0, 1.0)})
+        anchor = tuple(float(a) for a in A.get("anchor", "0,1").split(","))  # anchor=1,1: scales about the bottom-right
+        v = View(frame_size=None, crops={"c": ((x0, float(A.get("y0", 0.9333)), x1, float(A.get("y1", 0.9815))), (int(A.get("vw", 160)), int(A.get("vhh", 32))))}, anchors={"c": anchor})
         return v.images(img)[1:], fields
     if VIEW in ("pipeline", "pipeline_fixed"):  # the stage's HUD_VIEW; _fixed: its crops not following the HUD scale
         from dataclasses import replace

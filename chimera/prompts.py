@@ -33,7 +33,7 @@ USER_PROMPT = "Analyze this Counter-Strike 2 screenshot. Answer with the JSON ob
 # Perception pretraining (chimera/training/perception.py): reading alone, analysis and advice left unassessed
 PERCEPTION_PROMPT = ("Read the HUD of this Counter-Strike 2 screenshot. Answer with the JSON object; leave analysis "
                      "and advice unassessed.")
-# ...and its first phase: one HUD crop alone, a few numbers (perception.reading_steps)
+# ...and its reading phases: one HUD crop alone, its numbers (perception.reading)
 READING_PROMPT = "Read the numbers on this part of the Counter-Strike 2 HUD. Answer with the JSON object."
 
 # Single-question probes for zero-shot perception checks (issue: VLM probes). field -> question.

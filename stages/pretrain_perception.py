@@ -23,13 +23,12 @@ cfg = PerceptionConfig(base_model=model["tiny_path"], output_dir=str(out), n_fra
                        max_steps=p["max_steps"], batch_size=p["batch_size"], learning_rate=p["learning_rate"],
                        warmup_steps=p["warmup_steps"], eval_every=p["eval_every"], seed=seed,
                        short_prompt_steps=p["short_prompt_steps"], research_prompt_every=p["research_prompt_every"],
-                       reading_steps=p["reading_steps"], reading_crops=p["reading_crops"],
-                       reading_fields=p["reading_fields"],
+                       reading=p["reading"], reading_replay=p["reading_replay"],
                        view=VIEWS[p["view"]].to_json(),
                        backgrounds=params("synthetic")["backgrounds"],
                        screenshots_dir=params("screens")["shared_screenshots"], dvclive_dir="dvclive/perception",
                        checkpoint_dir=str(CHECKPOINT_CACHE / "perception"))
-with tqdm(total=cfg.reading_steps + cfg.max_steps, desc="perception", unit="step") as bar:
+with tqdm(total=cfg.total_steps, desc="perception", unit="step") as bar:
     summary = train(cfg, progress=lambda message: bar.write(message), on_step=bar.update)
 write_json("metrics/perception.json", {k: v for k, v in summary.items() if k != "config"})
 log("pretrain_perception").info("%d steps on %d frames: held-out value accuracy %.1f%%, schema-valid %.0f%%",

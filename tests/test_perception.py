@@ -22,9 +22,12 @@ def trained(tmp_path_factory):
     tiny = build_tiny_model(root / "tiny")
     cfg = PerceptionConfig(base_model=str(tiny), output_dir=str(root / "base"), n_frames=12, n_val=4, max_steps=6,
                            batch_size=4, learning_rate=2e-3, warmup_steps=2, eval_every=4, max_new_tokens=24,
-                           reading_steps=2, reading_crops=["money", "vitals"],  # steps 1-2 read those crops...
-                           reading_fields=["player_health", "player_armor", "player_money"],  # ...and these alone...
-                           research_prompt_every=3,  # ...steps 3 and 6 ask the research prompt; step 8, the last, does not
+                           reading=[{"steps": 1, "tasks": {"money": ["player_money"]}},  # step 1 reads money alone...
+                                    {"steps": 2, "tasks": {"vitals": ["player_armor", "player_health"],
+                                                           "view": ["player_money"]},  # every image of the view
+                                     "rare_share": 1.0}],  # ...steps 2-3 the vitals, then the view, off modes...
+                           reading_replay=2,  # ...steps 4-9 rehearse them, two crop-alone examples a step...
+                           research_prompt_every=3,  # ...steps 6 and 9 ask the research prompt; the others do not
                            dvclive_dir=str(root / "live"))
     encoded = []  # what each step was taught: (images, answer), from the real encode
 
@@ -48,19 +51,20 @@ def test_pool_never_renders_a_frame_of_the_screenshot_splits():
 
 def test_reduced_run_writes_a_loadable_base_with_its_view_and_a_learning_curve(trained, tmp_path):
     cfg, summary, root, _ = trained
-    assert [point["step"] for point in summary["curve"]] == [6, 8]  # every eval_every steps after the reading phase
+    assert [point["step"] for point in summary["curve"]] == [7, 9]  # every eval_every steps after the reading phases
     for point in summary["curve"]:
         for split in ("held_out", "train"):
             assert 0.0 <= point[split]["value_accuracy"] <= 1.0 and 0.0 <= point[split]["schema_valid"] <= 1.0
     assert summary["final_loss"] < summary["first_loss"] - 1.0  # from ~7.6 (ln of the 2,000-token vocabulary)
     # the DVCLive curve: loss per step, held-out and train value accuracy per field at each evaluation
     plots = root / "live" / "plots" / "metrics" / "perception"
-    assert (plots / "train" / "loss.tsv").read_text().count("\n") == cfg.reading_steps + cfg.max_steps + 1
+    assert (plots / "train" / "loss.tsv").read_text().count("\n") == 1 + 2 + cfg.max_steps + 1
     assert (plots / "held_out" / "value_accuracy.tsv").is_file()
     assert (plots / "held_out" / "field" / "player_money.tsv").read_text().count("\n") == 3  # header + 2 evaluations
-    assert (plots / "held_out_reading" / "field" / "player_money.tsv").read_text().count("\n") == 2  # the phase's end
-    assert summary["reading_phase"]["step"] == 2
-    assert set(summary["reading_phase"]["held_out"]) == {"player_health", "player_armor", "player_money"}
+    assert (plots / "held_out_reading" / "field" / "player_money.tsv").read_text().count("\n") == 3  # both phase ends
+    assert [phase["step"] for phase in summary["reading_phases"]] == [1, 3]
+    assert [set(phase["held_out"]) for phase in summary["reading_phases"]] == [
+        {"player_money"}, {"player_armor", "player_health", "player_money"}]
     # the base carries its view; a backend built on it shows it the crops, and a fresh load reads it back
     assert load_view(cfg.output_dir) == HUD_VIEW == View.from_json(json.loads((root / "base" / VIEW_FILE).read_text()))
     model, processor = load_model(ModelConfig(name=cfg.output_dir, min_pixels=65536, max_pixels=112896))
@@ -191,11 +195,15 @@ def test_sharing_the_research_prompt_across_a_batch_gives_the_plain_loss_and_gra
     assert short.item() != pytest.approx(plain, rel=1e-3)
 
 
-def test_the_view_shows_every_number_and_name_the_targets_read():
+@pytest.mark.parametrize("view_name", ["hud_crops", "vitals_apart"])
+def test_the_view_shows_every_number_and_name_the_targets_read(view_name):
     """A label says only what its input shows: the HUD elements that must be read (numbers, names, portraits) lie
     whole inside one of the view's crops at every HUD scale, font and resolution the renderer samples (boxes from the
     renderer, not from the labels). Coarse things (enemies, banners, the radar's bomb) are left to the small frame."""
     from chimera.screens.hud import label_elements
+    from chimera.training.perception import VIEWS
+
+    view = VIEWS[view_name]
 
     read_in_crops = ("money", "armor", "health", "teammate_money", "portrait", "timer", "weapon", "utility", "kit",
                      "bomb_planted")
@@ -209,7 +217,7 @@ def test_the_view_shows_every_number_and_name_the_targets_read():
             for key in (k for k in keys if k in boxes and k.startswith(read_in_crops)):
                 x0, y0, x1, y1 = boxes[key]
                 if not any(x0 >= bx0 * w - 1 and y0 >= by0 * h - 1 and x1 <= bx1 * w + 1 and y1 <= by1 * h + 1
-                           for bx0, by0, bx1, by1 in HUD_VIEW.boxes(HUD_VIEW.hud_scale(frame)).values()):
+                           for bx0, by0, bx1, by1 in view.boxes(view.hud_scale(frame)).values()):
                     missed.append((i, field, key))
     assert not missed, missed[:10]
 
@@ -237,20 +245,50 @@ def test_crops_follow_the_hud_scale():
     assert np.abs(text_box(fixed, 0.85) - text_box(fixed, 1.15)).max() > 5
 
 
-def test_the_reading_phase_teaches_the_numbers_from_their_crops_alone(trained):
-    """Steps 1-2 (reading_steps) show the money and vitals crops, exactly as the view cuts them, and ask their three
-    numbers; every later step shows the whole view and asks the full game_state."""
+def test_the_reading_phases_teach_each_number_from_its_crop_alone(trained):
+    """Step 1 shows the money crop alone and asks money; steps 2-3 show the vitals crop alone and the whole view in
+    turn, exactly as the view cuts them, asking armor and health, then money, drawn (rare_share 1) from the frames off
+    the mode of one of them (health below 100, armor not 100); every later step shows the whole view and asks the full
+    game_state, and rehearses two reading examples (reading_replay)."""
+    from collections import Counter
+
     cfg, _, _, encoded = trained
-    reading, rest = encoded[:2 * cfg.batch_size], encoded[2 * cfg.batch_size:6 * cfg.batch_size]
-    sizes = [tuple(size) for _, size in HUD_VIEW.crops.values()]
-    for images, answer, research, is_reading in reading:
+    n = cfg.batch_size
+    money, mixed, rest = encoded[:n], encoded[n:3 * n], encoded[3 * n:]
+    pool = [state for _, state in render_pool(cfg, 0, cfg.n_frames)]
+    sizes = {name: tuple(size) for name, (_, size) in HUD_VIEW.crops.items()}
+    modes = {name: Counter(getattr(state, name) for state in pool).most_common(1)[0][0]
+             for name in ("player_armor", "player_health")}
+    for images, answer, research, is_reading in money:
+        assert is_reading and not research and [image.size for image in images] == [sizes["money"]]
+        assert set(json.loads(answer)["game_state"]) == {"player_money"}
+    asked = []
+    for images, answer, research, is_reading in mixed:
         assert is_reading and not research
-        assert [image.size for image in images] == [sizes[0], sizes[1]]  # money 160x32, vitals 256x32
-        assert set(json.loads(answer)["game_state"]) == {"player_health", "player_armor", "player_money"}
-    for images, answer, research, is_reading in rest:
-        assert not is_reading and len(images) == HUD_VIEW.n_images
-        assert Analysis.model_validate_json(answer)
-    assert [research for _, _, research, _ in rest[::cfg.batch_size]] == [True, False, False, True]  # steps 3-6
+        read = json.loads(answer)["game_state"]
+        asked.append(sorted(read))
+        if "player_health" in read:
+            assert [image.size for image in images] == [sizes["vitals"]]
+            assert any(read[name] != mode for name, mode in modes.items()), read  # rare_share 1: off the modes
+        else:
+            assert [image.size for image in images] == [HUD_VIEW.frame_size, *sizes.values()]
+    assert asked == [["player_armor", "player_health"], ["player_money"]] * n  # in turn
+    assert sum(state.player_health == modes["player_health"] and state.player_armor == modes["player_armor"]
+               for state in pool) > 0  # there were frames at both modes, which the vitals task never drew
+    assert len(rest) == 6 * (n + 2)  # steps 4-9: the batch, then two rehearsed crops
+    steps = [rest[k:k + n + 2] for k in range(0, len(rest), n + 2)]
+    rehearsed = []
+    for step in steps:
+        for images, answer, research, is_reading in step[:n]:
+            assert not is_reading and len(images) == HUD_VIEW.n_images
+            assert Analysis.model_validate_json(answer)
+        for images, answer, research, is_reading in step[n:]:
+            assert is_reading and not research
+            rehearsed.append((images[0].size, sorted(json.loads(answer)["game_state"])))
+    assert [step[0][2] for step in steps] == [False, False, True, False, False, True]  # research prompt: steps 6, 9
+    money_task, vitals_task = (sizes["money"], ["player_money"]), (sizes["vitals"], ["player_armor", "player_health"])
+    view_task = (HUD_VIEW.frame_size, ["player_money"])
+    assert rehearsed[:6] == [money_task, vitals_task, view_task] * 2  # every reading task of every phase in turn
 
 
 def test_reading_targets_are_the_full_targets_numbers_in_the_same_words():
@@ -265,20 +303,22 @@ def test_reading_targets_are_the_full_targets_numbers_in_the_same_words():
         assert target[len('{"game_state":{'):-2] in perception_target(state)
 
 
-def test_the_report_names_both_phases_of_the_base(trained):
+def test_the_report_names_every_phase_of_the_base(trained):
     from chimera.evaluation.report import perception_lines
 
     _, summary, _, _ = trained
     text = "\n".join(perception_lines(summary))
-    assert "2 steps on the money and vitals crops alone (held out then: player_health" in text
-    assert "then 6 on the whole view, on 12 rendered frames" in text
+    assert "9 steps: 1 reading the money crop alone (held out then: player_money" in text
+    assert "2 reading the vitals crop alone and the whole view, in turn (held out then: player_armor" in text
+    assert "then 6 on the full game_state, rehearsing the reading (2 examples a step), on 12 rendered frames" in text
 
 
 def test_a_reading_phase_on_a_crop_the_view_lacks_is_refused_before_any_work(tmp_path):
     from chimera.training.perception import VIEWS
 
-    cfg = PerceptionConfig(base_model=str(tmp_path / "no-model"), output_dir=str(tmp_path / "base"), reading_steps=10,
+    cfg = PerceptionConfig(base_model=str(tmp_path / "no-model"), output_dir=str(tmp_path / "base"),
+                           reading=[{"steps": 10, "tasks": {"money": ["player_money"]}}],
                            view=VIEWS["whole_frame"].to_json())
-    with pytest.raises(ValueError, match=r"reading_crops: the view has no crop \['money'\]"):
+    with pytest.raises(ValueError, match=r"reading: the view has no crop \['money'\]"):
         train(cfg)
     assert not (tmp_path / "base").exists()

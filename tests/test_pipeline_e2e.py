@@ -33,7 +33,9 @@ SMALL_PARAMS = {
     ("grpo", "max_completion_length"): 16, ("grpo", "constrained"): False,
     ("infer", "max_new_tokens"): 24,
     ("perception", "n_frames"): 12, ("perception", "n_val"): 4, ("perception", "max_steps"): 4,
-    ("perception", "reading_steps"): 2,
+    ("perception", "reading"): [{"steps": 1, "tasks": {"money": ["player_money"]}},
+                                {"steps": 1, "tasks": {"money": ["player_money"], "health": ["player_health"]},
+                                 "rare_share": 0.5}],
     ("perception", "batch_size"): 4, ("perception", "eval_every"): 2, ("perception", "research_prompt_every"): 2,
     # models this barely trained fill every string to the decoding schema's bound when constrained (minutes per
     # model): the pipeline decodes and samples (GRPO) unconstrained here; tests/test_constrained.py and

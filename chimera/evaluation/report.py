@@ -379,12 +379,19 @@ def perception_lines(summary: dict | None) -> list[str]:
     checks += [(name, held["fields"].get(name), target) for name, target in PERCEPTION_TARGETS["fields"].items()]
     constant = summary.get("constant")  # the pool labels' per-field mode on the same held-out frames
     steps = f"{summary['steps']} steps"
-    reading = summary.get("reading_phase")  # a first phase on HUD crops alone, their numbers the whole target
-    if reading:
-        crops = " and ".join(reading["crops"]) + (" crops" if len(reading["crops"]) > 1 else " crop")
-        read = ", ".join(f"{name} {_pct(value)}" for name, value in reading["held_out"].items())
-        steps = (f"{reading['step']} steps on the {crops} alone (held out then: {read}), "
-                 f"then {summary['steps'] - reading['step']} on the whole view")
+    phases = summary.get("reading_phases") or []  # first phases on HUD crops alone, their fields the whole target
+    if phases:
+        said, last = [], 0
+        for phase in phases:
+            shown = ["the whole view" if crop == "view" else f"the {crop} crop alone" for crop in phase["tasks"]]
+            read = ", ".join(f"{name} {_pct(value)}" for name, value in phase["held_out"].items())
+            said.append(f"{phase['step'] - last} reading {' and '.join(shown)}{', in turn' * (len(shown) > 1)} "
+                        f"(held out then: {read})")
+            last = phase["step"]
+        rehearsal = (f", rehearsing the reading ({summary['reading_replay']} examples a step)"
+                     if summary.get("reading_replay") else "")
+        steps = (f"{summary['steps']} steps: " + ", ".join(said)
+                 + f", then {summary['steps'] - last} on the full game_state{rehearsal}")
     lines = ["", f"The base (perception pretraining, {steps}, on {summary['frames']} rendered frames, "
              f"asked the research prompt on {summary['n_held_out']} held-out frames; "
              "`dvc plots show` draws the curve):", "", "| measure | reached | target | met |", "|---|---|---|---|"]

@@ -7,10 +7,13 @@ unassessed (`schema.unassessed`: judging is left to the experiment), every weigh
 (nanoGPT-style) rather than trl: the whole model trains, each step encodes its batch from the stored view images, and
 held-out accuracy is measured on the way.
 
-Two phases, each with its own warmup and cosine: first the money crop alone with money as the whole target
-(`reading_steps`, 0.04 s a step), then the whole view and the full game_state. In the full task the digits are a
-small share of the loss, and 1,800 steps of it read no money; 1,500 steps of the crop alone read it on 77% of
-held-out crops, and the base keeps it in the full task (89.6% at the end, BENCHMARKS.md).
+Phases, each with its own warmup and cosine: reading phases on HUD crops alone, each crop's fields the whole target
+(`reading`, 0.04 s a step), then the whole view and the full game_state. In the full task the digits are a small
+share of the loss, and 1,800 steps of it read no money; 1,500 steps of the money crop alone read it on 77% of
+held-out crops, and the base keeps it in the full task (89.6% at the end, BENCHMARKS.md). Health and armor read
+from narrow crops of their own the same way (one phase each, then the three mixed, then from the whole view: 92% /
+98%), but the full task after 6,500 reading steps learned the rest more slowly (61.7% overall against 68.4%), so the
+default keeps money alone (BENCHMARKS.md, "fifth round").
 
 Measured levers (BENCHMARKS.md, "Perception pretraining"): the learning rate and its warmup (2e-3 collapses to the
 label prior; 5e-4 learns, faster after a 300-step warmup), HUD-region crops as extra images (a whole 448x252 frame
@@ -21,10 +24,13 @@ text across a batch (`shared_prefix_loss`) makes cheaper.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
 import math
 import random
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,7 +55,17 @@ HUD_VIEW = View(frame_size=(256, 160), crops={
     "inventory": ((0.74, 0.45, 1.0, 0.95), (192, 224)),     # weapons, grenades, C4, kit
 }, anchors={"money": (0.0, 1.0), "vitals": (0.0, 1.0), "top": (0.5, 0.0), "inventory": (1.0, 1.0)})  # each scales
 # with the HUD about its corner
-VIEWS = {"hud_crops": HUD_VIEW, "whole_frame": View(frame_size=(448, 256))}  # params.yaml perception.view
+# the vitals apart: armor and health each in a narrow crop of its own, as money is. Read alone after a reading phase
+# each (92% / 94%), but the base after those phases scored less than HUD_VIEW's (61.7% at best against 68.4%)
+VITALS_APART_VIEW = View(frame_size=(256, 160), crops={
+    "money": HUD_VIEW.crops["money"],
+    "armor": ((0.24, 0.9333, 0.3754, 0.9815), (160, 32)),   # each with its icon (the same pixels per frame width)
+    "health": ((0.375, 0.9333, 0.5104, 0.9815), (160, 32)),
+    "top": HUD_VIEW.crops["top"], "inventory": HUD_VIEW.crops["inventory"],
+}, anchors={"money": (0.0, 1.0), "armor": (0.0, 1.0), "health": (0.0, 1.0), "top": (0.5, 0.0),
+            "inventory": (1.0, 1.0)})
+VIEWS = {"hud_crops": HUD_VIEW, "vitals_apart": VITALS_APART_VIEW,  # params.yaml perception.view
+         "whole_frame": View(frame_size=(448, 256))}
 
 
 @dataclass
@@ -58,14 +74,18 @@ class PerceptionConfig:
     output_dir: str
     n_frames: int = 3000                # the training pool (rendered once per run)
     n_val: int = 64                     # held-out frames for the learning curve (and as many training frames)
-    max_steps: int = 1500               # after the reading phase (the run takes reading_steps + max_steps)
+    max_steps: int = 1500               # the full task, after the reading phases
     batch_size: int = 8
     learning_rate: float = 5e-4
     warmup_steps: int = 300             # one-number task, 600 steps at lr 5e-4: 69% after a 20-step warmup, 81% after 300
     eval_every: int = 250
-    reading_steps: int = 0              # a first phase, with its own warmup and cosine: the `reading_crops` images
-    reading_crops: list[str] = field(default_factory=lambda: ["money"])  # alone, `reading_fields` as the targets, so
-    reading_fields: list[str] = field(default_factory=lambda: ["player_money"])  # the digits get every step's loss
+    reading: list[dict] = field(default_factory=list)  # phases before the full task, each its own warmup and cosine:
+    # {"steps": N, "tasks": {crop: [fields]}, "rare_share": r}: a task shows its crop alone with its fields as the whole
+    # target, so the digits get every step's loss; a phase's tasks take turns within each batch, and a share r of each
+    # task's frames comes from those off the mode of one of its fields (health below 100); the crop "view" is
+    # every image of the view, as the full task shows them
+    reading_replay: int = 0             # the full task rehearses the reading: each of its steps adds the loss of this
+    # many reading examples (every reading task in turn), against forgetting; measured, it made the base worse
     short_prompt_steps: int = 0         # a curriculum: the first N steps after it ask the short reading prompt...
     research_prompt_every: int = 2      # ...then every Nth step asks the research prompt (its shared system text runs once)
     max_new_tokens: int = 200
@@ -80,6 +100,13 @@ class PerceptionConfig:
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    @property
+    def total_steps(self) -> int:
+        return sum(phase["steps"] for phase in self.reading) + self.max_steps
+
+
+WHOLE_VIEW = "view"  # a reading task on every image of the view rather than one crop
 
 
 def redirect_to_pretrained(model_name: str, out: str | Path) -> str | None:
@@ -142,6 +169,14 @@ def _render_one(args) -> tuple[list[Image.Image], dict]:
     style = sample_style(rng, backgrounds)
     frame, _ = render_frame(state, extras, style, Path(screenshots_dir) if screenshots_dir else None)
     return View.from_json(view_json).images(frame), state.model_dump(mode="json")
+
+
+def off_mode(pool: list[tuple[list[Image.Image], GameState]], fields: list[str]) -> list[int]:
+    """The frames whose value of one of `fields` is not that field's most common value in the pool (health below 100,
+    armor other than 100): the rare values a reading task oversamples."""
+    values = [[json.dumps(getattr(state, name)) for name in fields] for _, state in pool]
+    modes = [Counter(column).most_common(1)[0][0] for column in zip(*values)] if values else []
+    return [i for i, row in enumerate(values) if row != modes]
 
 
 def render_pool(cfg: PerceptionConfig, start: int, n: int, progress=None) -> list[tuple[list[Image.Image], GameState]]:
@@ -258,10 +293,11 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
 
     torch.manual_seed(cfg.seed)
     view = View.from_json(cfg.view)
-    missing = [name for name in cfg.reading_crops if name not in view.crops] if cfg.reading_steps else []
+    shown = {*view.crops, WHOLE_VIEW}
+    missing = sorted({name for phase in cfg.reading for name in phase["tasks"] if name not in shown})
     if missing:
-        raise ValueError(f"perception.reading_crops: the view has no crop {missing} (its crops: {list(view.crops)}); "
-                         "set reading_steps to 0 for a view without crops")
+        raise ValueError(f"perception.reading: the view has no crop {missing} (its crops: {list(view.crops)}); "
+                         "a view without crops takes no reading phases")
     model, processor = load_model(ModelConfig(name=cfg.base_model), device="cpu", for_training=True)
     fit_processor(processor, view)
     t0 = time.perf_counter()
@@ -270,18 +306,35 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
     render_s = time.perf_counter() - t0
     progress(f"rendered {len(pool)} training and {len(held_out)} held-out frames in {render_s:.0f} s")
     targets = [perception_target(state) for _, state in pool]
-    crops = [1 + list(view.crops).index(name) for name in cfg.reading_crops] if cfg.reading_steps else []  # [0]: frame
-    reading_targets = [reading_target(state, cfg.reading_fields) for _, state in pool]
+    image_index = {name: [1 + i] for i, name in enumerate(view.crops)}  # a crop's place among the view's images
+    image_index[WHOLE_VIEW] = list(range(view.n_images))  # ([0]: the frame): "view" is every image
+    tasks = [[(crop, fields, off_mode(pool, fields), phase.get("rare_share", 0.0))  # per reading phase, its tasks
+              for crop, fields in phase["tasks"].items()] for phase in cfg.reading]
+    rehearsed = [task for phase in tasks for task in phase]  # what the full task's steps rehearse (reading_replay)
+    lengths = [phase["steps"] for phase in cfg.reading] + [cfg.max_steps]  # the reading phases, then the full task
+    ends = list(itertools.accumulate(lengths))  # phase k covers steps ends[k-1]+1 .. ends[k]
+    reading_steps, total_steps = cfg.total_steps - cfg.max_steps, cfg.total_steps
 
-    total_steps = cfg.reading_steps + cfg.max_steps
+    def reading_example(task, frame: int) -> dict:
+        """The task's crop of the frame alone, its fields the whole target; a share of the frames is drawn instead
+        from those off the mode of one of its fields (rare_share)."""
+        crop, fields, rare_frames, rare_share = task
+        if rare_share and rare_frames and rng.random() < rare_share:  # no draw without a share: the data order stays
+            frame = rng.choice(rare_frames)
+        return encode(processor, [pool[frame][0][k] for k in image_index[crop]], reading_target(pool[frame][1], fields),
+                      reading=True)
 
-    def warmup_cosine(s: int) -> float:  # one per phase: the full task starts again from a warmup at the full rate
-        s, length = (s, cfg.reading_steps) if s < cfg.reading_steps else (s - cfg.reading_steps, cfg.max_steps)
+    def phase_of(step: int) -> int:
+        return bisect.bisect_left(ends, step)
+
+    def warmup_cosine(s: int) -> float:  # one per phase: each phase starts again from a warmup at the full rate
+        k = min(phase_of(s + 1), len(lengths) - 1)  # the scheduler's last call comes after the last step
+        s, length = s - (ends[k] - lengths[k]), lengths[k]
         return min(1.0, (s + 1) / cfg.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(s, length) / length))
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine)
-    order, curve, rng, first_loss, start, reading_phase = [], [], random.Random(cfg.seed), None, 1, None
+    order, curve, rng, first_loss, start, reading_phases = [], [], random.Random(cfg.seed), None, 1, []
     saved = checkpoint_path(cfg)
     if saved and saved.is_file():
         state = torch.load(saved, weights_only=False)
@@ -291,7 +344,7 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
         rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"])
         order, curve, first_loss, start = state["order"], state["curve"], state["first_loss"], state["step"] + 1
-        reading_phase = state.get("reading_phase")
+        reading_phases = state["reading_phases"]
         progress(f"resumed from the checkpoint at step {state['step']} ({saved})")
     live = _live(cfg, start)
     model.train()
@@ -300,23 +353,32 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
         if len(order) < cfg.batch_size:  # epochs over the pool, reshuffled
             order += rng.sample(range(len(pool)), len(pool))
         batch_ids, order = order[:cfg.batch_size], order[cfg.batch_size:]
-        reading = step <= cfg.reading_steps
-        research = (not reading and step - cfg.reading_steps > cfg.short_prompt_steps and cfg.research_prompt_every > 0
+        phase = phase_of(step)
+        reading = step <= reading_steps
+        research = (not reading and step - reading_steps > cfg.short_prompt_steps and cfg.research_prompt_every > 0
                     and step % cfg.research_prompt_every == 0)
-        items = ([encode(processor, [pool[i][0][c] for c in crops], reading_targets[i], reading=True)
-                  for i in batch_ids] if reading
-                 else [encode(processor, pool[i][0], targets[i], research) for i in batch_ids])
+        if reading:  # the phase's tasks in turn over its examples
+            phase_tasks = tasks[phase]
+            items = [reading_example(phase_tasks[((step - 1) * cfg.batch_size + row) % len(phase_tasks)], i)
+                     for row, i in enumerate(batch_ids)]
+        else:
+            items = [encode(processor, pool[i][0], targets[i], research) for i in batch_ids]
         batch = collate(items, processor.tokenizer.pad_token_id)
         loss = shared_prefix_loss(model, batch, shared_prefix_length(batch)) if research else model(**batch).loss
         first_loss = loss.item() if step == 1 else first_loss
-        loss.backward()
+        if not reading and cfg.reading_replay and rehearsed:  # rehearsal: the crops alone again, every task in turn
+            rows = [reading_example(rehearsed[((step - 1) * cfg.reading_replay + row) % len(rehearsed)],
+                                    rng.randrange(len(pool))) for row in range(cfg.reading_replay)]
+            (loss + model(**collate(rows, processor.tokenizer.pad_token_id)).loss).backward()
+        else:
+            loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         schedule.step()
         optimizer.zero_grad(set_to_none=True)
         if live:
             live.log_metric("perception/train/loss", loss.item(), plot=True)
-        after_reading = step - cfg.reading_steps  # the curve counts from the end of the reading phase
+        after_reading = step - reading_steps  # the curve counts from the end of the reading phases
         if (after_reading > 0 and after_reading % cfg.eval_every == 0) or step == total_steps:
             point = {"step": step, "loss": loss.item(), "seconds": round(time.perf_counter() - t0, 1),
                      "held_out": read_accuracy(model, processor, held_out, cfg.max_new_tokens),
@@ -335,16 +397,19 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
                     live.log_metric(f"perception/{split}/schema_valid", point[split]["schema_valid"], plot=True)
                     for name, value in point[split]["fields"].items():
                         live.log_metric(f"perception/{split}/field/{name}", value, plot=True)
-        if step == cfg.reading_steps:  # the end of the first phase: does the crop alone read?
-            fields = read_accuracy(model, processor, [([images[c] for c in crops], state) for images, state in held_out],
-                                   cfg.max_new_tokens, research=False, reading=True)["fields"]
-            reading_phase = {"step": step, "loss": loss.item(), "crops": cfg.reading_crops,
-                             "held_out": {name: fields.get(name, 0.0) for name in cfg.reading_fields}}
-            progress(f"step {step}, end of the reading phase: held out, the {' and '.join(cfg.reading_crops)} "
-                     f"crop{'s' * (len(crops) > 1)} alone: "
-                     + ", ".join(f"{name} {value:.0%}" for name, value in reading_phase["held_out"].items()))
+        if reading and step == ends[phase]:  # the end of a reading phase: does each crop alone read its fields?
+            read = {}
+            for crop, fields, _, _ in tasks[phase]:
+                found = read_accuracy(model, processor, [([images[k] for k in image_index[crop]], state)
+                                                         for images, state in held_out],
+                                      cfg.max_new_tokens, research=False, reading=True)["fields"]
+                read.update({name: found.get(name, 0.0) for name in fields})
+            reading_phases.append({"step": step, "loss": loss.item(), "tasks": cfg.reading[phase]["tasks"],
+                                   "held_out": read})
+            progress(f"step {step}, end of reading phase {phase + 1}: held out, each task on its own images: "
+                     + ", ".join(f"{name} {value:.0%}" for name, value in read.items()))
             if live:
-                for name, value in reading_phase["held_out"].items():
+                for name, value in read.items():
                     live.log_metric(f"perception/held_out_reading/field/{name}", value, plot=True)
         if live:
             live.next_step()
@@ -353,7 +418,7 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                         "schedule": schedule.state_dict(), "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
                         "order": order, "curve": curve, "first_loss": first_loss, "step": step,
-                        "reading_phase": reading_phase}, saved.with_suffix(".tmp"))
+                        "reading_phases": reading_phases}, saved.with_suffix(".tmp"))
             saved.with_suffix(".tmp").replace(saved)  # atomic: a crash while saving keeps the previous checkpoint
         if on_step:
             on_step(1)
@@ -372,7 +437,8 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
             "final_loss": final["loss"], "resumed_from_step": start - 1, "render_seconds": round(render_s, 1),
             "train_seconds": round(train_s, 1), "parameters": sum(p.numel() for p in model.parameters()),
             "held_out": final["held_out"], "train": final["train"],
-            "held_out_short_prompt": final["held_out_short_prompt"], "reading_phase": reading_phase, "curve": curve,
+            "held_out_short_prompt": final["held_out_short_prompt"], "reading_phases": reading_phases,
+            "reading_replay": cfg.reading_replay, "curve": curve,
             "config": cfg.to_json()}
 
 
