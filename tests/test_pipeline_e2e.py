@@ -34,7 +34,7 @@ SMALL_PARAMS = {
     ("infer", "max_new_tokens"): 24,
     ("perception", "n_frames"): 12, ("perception", "n_val"): 4, ("perception", "max_steps"): 4,
     ("perception", "reading"): [{"steps": 1, "tasks": {"money": ["player_money"]}},
-                                {"steps": 1, "tasks": {"money": ["player_money"], "health": ["player_health"]},
+                                {"steps": 1, "tasks": {"money": ["player_money"], "vitals": ["player_health"]},
                                  "rare_share": 0.5}],
     ("perception", "batch_size"): 4, ("perception", "eval_every"): 2, ("perception", "research_prompt_every"): 2,
     # models this barely trained fill every string to the decoding schema's bound when constrained (minutes per
