@@ -65,6 +65,9 @@ def test_reduced_run_writes_a_loadable_base_with_its_view_and_a_learning_curve(t
     assert [phase["step"] for phase in summary["reading_phases"]] == [1, 3]
     assert [set(phase["held_out"]) for phase in summary["reading_phases"]] == [
         {"player_money"}, {"player_armor", "player_health", "player_money"}]
+    held_out = [state for _, state in render_pool(cfg, cfg.n_frames, cfg.n_val)]  # the prior beside each reading
+    health = [state.player_health for state in held_out]
+    assert summary["reading_phases"][1]["prior"]["player_health"] == max(map(health.count, health)) / cfg.n_val
     # the base carries its view; a backend built on it shows it the crops, and a fresh load reads it back
     assert load_view(cfg.output_dir) == HUD_VIEW == View.from_json(json.loads((root / "base" / VIEW_FILE).read_text()))
     model, processor = load_model(ModelConfig(name=cfg.output_dir, min_pixels=65536, max_pixels=112896))
@@ -309,6 +312,7 @@ def test_the_report_names_every_phase_of_the_base(trained):
     _, summary, _, _ = trained
     text = "\n".join(perception_lines(summary))
     assert "9 steps: 1 reading the money crop alone (held out then: player_money" in text
+    assert " for its most common value" in text
     assert "2 reading the vitals crop alone and the whole view, in turn (held out then: player_armor" in text
     assert "then 6 on the full game_state, rehearsing the reading (2 examples a step), on 12 rendered frames" in text
 

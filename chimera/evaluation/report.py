@@ -384,7 +384,10 @@ def perception_lines(summary: dict | None) -> list[str]:
         said, last = [], 0
         for phase in phases:
             shown = ["the whole view" if crop == "view" else f"the {crop} crop alone" for crop in phase["tasks"]]
-            read = ", ".join(f"{name} {_pct(value)}" for name, value in phase["held_out"].items())
+            prior = phase.get("prior", {})  # the held-out share at each field's most common value
+            read = ", ".join(f"{name} {_pct(value)}" + (f" against {_pct(prior[name])} for its most common value"
+                                                       if name in prior else "")
+                             for name, value in phase["held_out"].items())
             said.append(f"{phase['step'] - last} reading {' and '.join(shown)}{', in turn' * (len(shown) > 1)} "
                         f"(held out then: {read})")
             last = phase["step"]

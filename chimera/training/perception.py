@@ -134,8 +134,8 @@ def perception_target(state: GameState) -> str:
 
 
 def reading_target(state: GameState, fields: list[str]) -> str:
-    """The first phase's answer: those fields of the game_state alone, serialised as the full target serialises them
-    (compact JSON, the schema's key order), so the digits come out in the same surroundings in both phases."""
+    """A reading phase's answer: those fields of the game_state alone, serialised as the full target serialises them
+    (compact JSON, the schema's key order), so the digits come out in the same surroundings in every phase."""
     values = state.model_dump(mode="json")
     return json.dumps({"game_state": {name: values[name] for name in GAME_STATE_FIELDS if name in fields}},
                       separators=(",", ":"))
@@ -143,7 +143,7 @@ def reading_target(state: GameState, fields: list[str]) -> str:
 
 def perception_messages(n_images: int, research: bool = False, reading: bool = False) -> list[dict]:
     """The short reading prompt, (research=True) the research prompt every model of the experiment is asked, or
-    (reading=True) the first phase's prompt for HUD crops alone."""
+    (reading=True) the reading phases' prompt for a HUD crop alone (or the view, its fields alone)."""
     if research:
         return [{"role": "system", "content": [{"type": "text", "text": SYSTEM_PROMPT}]},
                 {"role": "user", "content": [{"type": "image"}] * n_images + [{"type": "text", "text": USER_PROMPT}]}]
@@ -171,12 +171,22 @@ def _render_one(args) -> tuple[list[Image.Image], dict]:
     return View.from_json(view_json).images(frame), state.model_dump(mode="json")
 
 
+def most_common(rows: list[tuple[list[Image.Image], GameState]], name: str) -> tuple[str, int]:
+    """A field's most common value over `rows` (as JSON) and how many rows hold it."""
+    return Counter(json.dumps(getattr(state, name)) for _, state in rows).most_common(1)[0]
+
+
 def off_mode(pool: list[tuple[list[Image.Image], GameState]], fields: list[str]) -> list[int]:
     """The frames whose value of one of `fields` is not that field's most common value in the pool (health below 100,
     armor other than 100): the rare values a reading task oversamples."""
-    values = [[json.dumps(getattr(state, name)) for name in fields] for _, state in pool]
-    modes = [Counter(column).most_common(1)[0][0] for column in zip(*values)] if values else []
-    return [i for i, row in enumerate(values) if row != modes]
+    modes = [most_common(pool, name)[0] for name in fields]
+    return [i for i, (_, state) in enumerate(pool) if [json.dumps(getattr(state, name)) for name in fields] != modes]
+
+
+def held_out_prior(rows: list[tuple[list[Image.Image], GameState]], fields: list[str]) -> dict[str, float]:
+    """The share of `rows` at each field's most common value: what always answering that value reads, the trivial
+    baseline beside a reading figure (health is 100 on about 70% of frames)."""
+    return {name: most_common(rows, name)[1] / len(rows) for name in fields}
 
 
 def render_pool(cfg: PerceptionConfig, start: int, n: int, progress=None) -> list[tuple[list[Image.Image], GameState]]:
@@ -306,10 +316,11 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
     render_s = time.perf_counter() - t0
     progress(f"rendered {len(pool)} training and {len(held_out)} held-out frames in {render_s:.0f} s")
     targets = [perception_target(state) for _, state in pool]
+    order, curve, rng, first_loss, start, reading_phases = [], [], random.Random(cfg.seed), None, 1, []
     image_index = {name: [1 + i] for i, name in enumerate(view.crops)}  # a crop's place among the view's images
     image_index[WHOLE_VIEW] = list(range(view.n_images))  # ([0]: the frame): "view" is every image
-    tasks = [[(crop, fields, off_mode(pool, fields), phase.get("rare_share", 0.0))  # per reading phase, its tasks
-              for crop, fields in phase["tasks"].items()] for phase in cfg.reading]
+    tasks = [[(crop, fields, off_mode(pool, fields) if phase.get("rare_share") else [], phase.get("rare_share", 0.0))
+              for crop, fields in phase["tasks"].items()] for phase in cfg.reading]  # per reading phase, its tasks
     rehearsed = [task for phase in tasks for task in phase]  # what the full task's steps rehearse (reading_replay)
     lengths = [phase["steps"] for phase in cfg.reading] + [cfg.max_steps]  # the reading phases, then the full task
     ends = list(itertools.accumulate(lengths))  # phase k covers steps ends[k-1]+1 .. ends[k]
@@ -334,7 +345,6 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine)
-    order, curve, rng, first_loss, start, reading_phases = [], [], random.Random(cfg.seed), None, 1, []
     saved = checkpoint_path(cfg)
     if saved and saved.is_file():
         state = torch.load(saved, weights_only=False)
@@ -405,9 +415,11 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
                                       cfg.max_new_tokens, research=False, reading=True)["fields"]
                 read.update({name: found.get(name, 0.0) for name in fields})
             reading_phases.append({"step": step, "loss": loss.item(), "tasks": cfg.reading[phase]["tasks"],
-                                   "held_out": read})
+                                   "held_out": read, "prior": held_out_prior(held_out, list(read))})
+            prior = reading_phases[-1]["prior"]
             progress(f"step {step}, end of reading phase {phase + 1}: held out, each task on its own images: "
-                     + ", ".join(f"{name} {value:.0%}" for name, value in read.items()))
+                     + ", ".join(f"{name} {value:.0%} (most common value {prior[name]:.0%})"
+                                 for name, value in read.items()))
             if live:
                 for name, value in read.items():
                     live.log_metric(f"perception/held_out_reading/field/{name}", value, plot=True)
