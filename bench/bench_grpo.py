@@ -15,6 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from transformers import TrainerCallback  # noqa: E402
 
+from chimera.evaluation.report import reward_change  # noqa: E402
 from chimera.io import load_params, read_parquet  # noqa: E402
 from chimera.records import load_records  # noqa: E402
 from chimera.training.grpo import GRPORunConfig, grpo_dataset, train_grpo  # noqa: E402
@@ -58,4 +59,6 @@ for start in range(0, len(steps), args.block):
     block = steps[start:start + args.block]
     print(f"steps {start + 1}-{start + len(block)}: reward {sum(h['reward'] for h in block) / len(block):.3f}, "
           f"entropy {sum(h.get('entropy', float('nan')) for h in block) / len(block):.2f}")
-print(f"{summary['seconds_per_step']:.2f} s/step; windows {json.dumps(summary['reward_windows'])}")
+change = reward_change(summary["reward_per_step"], summary["reward_windows"]["window"])  # the report's verdict
+print(f"{summary['seconds_per_step']:.2f} s/step; windows {json.dumps(summary['reward_windows'])}; reward change "
+      f"{change['diff']:+.3f} [{change['ci'][0]:+.3f}, {change['ci'][1]:+.3f}] ({'moved' if change['moved'] else 'not moved'})")

@@ -1,5 +1,6 @@
-"""Seconds per perception-pretraining step: the short prompt, the research prompt run plainly, and the research prompt
-with its system text shared across the batch (chimera.training.prefix.shared_prefix_loss).
+"""Seconds per perception-pretraining step: the short prompt (and the same with the lm_head run on the answer's
+positions alone: the same loss, not adopted, see BENCHMARKS.md "sixth round"), the research prompt run plainly, and the
+research prompt with its system text shared across the batch (chimera.training.prefix.shared_prefix_loss).
 
     python bench/bench_perception_step.py            # needs models/tiny-qwen3vl (dvc repro build_tiny_model)
 """
@@ -8,6 +9,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from chimera.training.perception import (HUD_VIEW, PerceptionConfig, collate, encode, perception_target,  # noqa: E402
@@ -23,14 +25,29 @@ fit_processor(processor, HUD_VIEW)
 pool = render_pool(cfg, 0, 64)
 targets = [perception_target(state) for _, state in pool]
 optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
-for name, research, shared in (("short prompt", False, False), ("research prompt, plain", True, False),
-                               ("research prompt, shared prefix", True, True)):
+
+
+def answer_logits_loss(batch):
+    """model(**batch).loss with logits from the first answer column on (logits_to_keep)."""
+    labels = batch["labels"]
+    first = int((labels != -100).any(0).nonzero()[0])
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    logits = model(**inputs, logits_to_keep=labels.shape[1] - first + 1).logits[:, :-1]
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, first:].reshape(-1), ignore_index=-100)
+
+
+plain = lambda batch: model(**batch).loss  # noqa: E731
+for name, research, loss_of in (("short prompt", False, plain), ("short prompt, answer logits only", False,
+                                                                 answer_logits_loss),
+                                ("research prompt, plain", True, plain),
+                                ("research prompt, shared prefix", True,
+                                 lambda batch: shared_prefix_loss(model, batch, shared_prefix_length(batch)))):
     seconds = []
     for step in range(10):
         rows = range(step * 6 % 56, step * 6 % 56 + 8)
         t0 = time.perf_counter()
         batch = collate([encode(processor, pool[i][0], targets[i], research) for i in rows], processor.tokenizer.pad_token_id)
-        loss = shared_prefix_loss(model, batch, shared_prefix_length(batch)) if shared else model(**batch).loss
+        loss = loss_of(batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()

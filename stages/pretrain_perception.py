@@ -9,25 +9,18 @@ from pathlib import Path
 from tqdm import tqdm
 
 from chimera.io import CHECKPOINT_CACHE, write_json
-from chimera.training.perception import VIEWS, PerceptionConfig, redirect_to_pretrained, train
+from chimera.training.perception import redirect_to_pretrained, stage_config, train
 
-p, model, seed = params("perception"), params("model"), params()["seed"]
-out = Path(p["out"])
-why = redirect_to_pretrained(model["name"], out)
+out = Path(params("perception")["out"])
+why = redirect_to_pretrained(params("model")["name"], out)
 if why:
     write_json("metrics/perception.json", {"skipped": why})
     log("pretrain_perception").info("skipped: %s", why)
     raise SystemExit(0)
 
-cfg = PerceptionConfig(base_model=model["tiny_path"], output_dir=str(out), n_frames=p["n_frames"], n_val=p["n_val"],
-                       max_steps=p["max_steps"], batch_size=p["batch_size"], learning_rate=p["learning_rate"],
-                       warmup_steps=p["warmup_steps"], eval_every=p["eval_every"], seed=seed,
-                       short_prompt_steps=p["short_prompt_steps"], research_prompt_every=p["research_prompt_every"],
-                       reading=p["reading"], reading_replay=p["reading_replay"],
-                       view=VIEWS[p["view"]].to_json(),
-                       backgrounds=params("synthetic")["backgrounds"],
-                       screenshots_dir=params("screens")["shared_screenshots"], dvclive_dir="dvclive/perception",
-                       checkpoint_dir=str(CHECKPOINT_CACHE / "perception"))
+cfg = stage_config(params("perception"), params("model")["tiny_path"], params()["seed"], params("synthetic")["backgrounds"],
+                   params("screens")["shared_screenshots"], dvclive_dir="dvclive/perception",
+                   checkpoint_dir=str(CHECKPOINT_CACHE / "perception"))
 with tqdm(total=cfg.total_steps, desc="perception", unit="step") as bar:
     summary = train(cfg, progress=lambda message: bar.write(message), on_step=bar.update)
 write_json("metrics/perception.json", {k: v for k, v in summary.items() if k != "config"})

@@ -54,8 +54,9 @@ report["grid"] = {"seeds": list(sweep["seeds"]), "shots": list(sweep["shots"]), 
                   "labels_saved": (labels_saved(frames, cells, named["B"], sweep["named"]["C"]["arm"], seed=seed)
                                    if "B" in named and "C" in sweep["named"] else {}),
                   "per_field": per_field_deltas(frames, named, seed=seed), "slices": slices(frames, named, seed)}
+e_train = {key: read_json(f"metrics/train/{key}.json") for key in e_cells}
 report["grpo"] = {key: {"label": grpo_label(cell, sweep), "from": cell["sft"], "seed": cell["seed"],
-                        "rewards": read_json(f"metrics/train/{key}.json")["reward_windows"]}
+                        "rewards": e_train[key]["reward_windows"], "per_step": e_train[key]["reward_per_step"]}
                   for key, cell in e_cells.items()}
 perception = read_json("metrics/perception.json")  # the base's reading, without its curve (dvclive has it)
 report["perception"] = {k: v for k, v in perception.items() if k not in ("curve", "render_seconds", "train_seconds")}

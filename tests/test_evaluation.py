@@ -377,3 +377,37 @@ def test_grid_summary_per_field_and_slices_come_from_the_tables():
         (frames["C-1"]["field:player_money"] - frames["B-1"]["field:player_money"]).mean() / 2
     assert fields["C-B"]["player_money"]["delta"] == pytest.approx(money)
     assert slices(frames, named)["C"]["synthetic"]["n"] == 200
+
+
+def test_e_moved_its_reward_only_when_the_welch_interval_leaves_zero():
+    """The report's verdict on GRPO: last window against first, Welch's interval over steps (checked against the
+    formula written out), "moved" only when the interval excludes zero."""
+    import math
+    import random
+
+    from scipy import stats
+
+    from chimera.evaluation.report import grpo_lines, reward_change
+
+    rng = random.Random(0)
+    flat = [0.6 + rng.gauss(0, 0.02) for _ in range(30)]
+    rising = [0.6 + 0.004 * i + rng.gauss(0, 0.01) for i in range(30)]
+    for series in (flat, rising):
+        first, last = series[:10], series[-10:]
+        m1, m2 = sum(first) / 10, sum(last) / 10
+        v1 = sum((x - m1) ** 2 for x in first) / 9 / 10
+        v2 = sum((x - m2) ** 2 for x in last) / 9 / 10
+        df = (v1 + v2) ** 2 / (v1 ** 2 / 9 + v2 ** 2 / 9)
+        half = stats.t.ppf(0.975, df) * math.sqrt(v1 + v2)
+        change = reward_change(series, 10)
+        assert change["diff"] == pytest.approx(m2 - m1)
+        assert change["ci"] == pytest.approx([m2 - m1 - half, m2 - m1 + half])
+    assert reward_change(flat, 10)["moved"] is False and reward_change(rising, 10)["moved"] is True
+    assert reward_change(rising[::-1], 10)["moved"] is True  # a reward that fell moved too
+    rewards = {"window": 10, "first": {"reward": sum(rising[:10]) / 10}, "last": {"reward": sum(rising[-10:]) / 10}}
+    text = "\n".join(grpo_lines({"e1": {"label": "E after B", "seed": 0, "from": "sft/perception-100-0",
+                                        "rewards": rewards, "per_step": rising},
+                                 "e2": {"label": "E after C", "seed": 0, "from": "sft/pretrain_strategy-100-0",
+                                        "rewards": rewards, "per_step": flat}}))
+    assert "E after B: moved its reward; E after C: did not move its reward beyond step-to-step noise." in text
+    assert f"{reward_change(rising, 10)['diff']:+.3f} [" in text

@@ -28,12 +28,13 @@ def trained(tmp_path_factory):
                                      "rare_share": 1.0}],  # ...steps 2-3 the vitals, then the view, off modes...
                            reading_replay=2,  # ...steps 4-9 rehearse them, two crop-alone examples a step...
                            research_prompt_every=3,  # ...steps 6 and 9 ask the research prompt; the others do not
+                           value_weights={"player_health": 4.0},  # ...and the full task weighs health's digits 4
                            dvclive_dir=str(root / "live"))
-    encoded = []  # what each step was taught: (images, answer), from the real encode
+    encoded = []  # what each step was taught: (images, answer, research, reading, weights), from the real encode
 
-    def recording_encode(processor, images, answer, research=False, reading=False):
-        encoded.append((images, answer, research, reading))
-        return real_encode(processor, images, answer, research, reading)
+    def recording_encode(processor, images, answer, research=False, reading=False, value_weights=None):
+        encoded.append((images, answer, research, reading, value_weights))
+        return real_encode(processor, images, answer, research, reading, value_weights)
 
     real_encode = perception.encode
     with pytest.MonkeyPatch.context() as patch:
@@ -256,6 +257,9 @@ def test_the_reading_phases_teach_each_number_from_its_crop_alone(trained):
     from collections import Counter
 
     cfg, _, _, encoded = trained
+    assert {weights and tuple(weights) for *_, is_reading, weights in encoded} == {None, ("player_health",)}
+    assert all(bool(weights) == (not is_reading) for *_, is_reading, weights in encoded)  # the full task alone
+    encoded = [example[:4] for example in encoded]
     n = cfg.batch_size
     money, mixed, rest = encoded[:n], encoded[n:3 * n], encoded[3 * n:]
     pool = [state for _, state in render_pool(cfg, 0, cfg.n_frames)]
@@ -292,6 +296,47 @@ def test_the_reading_phases_teach_each_number_from_its_crop_alone(trained):
     money_task, vitals_task = (sizes["money"], ["player_money"]), (sizes["vitals"], ["player_armor", "player_health"])
     view_task = (HUD_VIEW.frame_size, ["player_money"])
     assert rehearsed[:6] == [money_task, vitals_task, view_task] * 2  # every reading task of every phase in turn
+
+
+def test_value_weights_fall_on_the_digits_of_the_field_and_weigh_its_loss(trained):
+    """The weighted tokens spell the field's value as the frame's state holds it (nothing else); the loss is the
+    weighted mean of the model's own per-token losses, with the research prompt's shared prefix too."""
+    import torch
+
+    from chimera.training.perception import collate, encode
+    from chimera.training.prefix import causal_lm_loss, shared_prefix_length, shared_prefix_loss
+
+    cfg, _, _, _ = trained
+    model, processor = load_model(ModelConfig(name=cfg.output_dir), for_training=True)
+    pool = render_pool(PerceptionConfig(base_model="-", output_dir="-", workers=1), 0, 4)
+    weights = {"player_health": 5.0, "player_armor": 3.0, "weapon_secondary": 2.0}
+    for research in (False, True):
+        items = [encode(processor, images, perception_target(state), research, value_weights=weights)
+                 for images, state in pool]
+        for item, (_, state) in zip(items, pool):
+            for name, w in weights.items():
+                spelled = processor.tokenizer.decode(item["input_ids"][item["weights"] == w])
+                assert spelled == json.dumps(getattr(state, name)).strip("\"")
+            assert (item["weights"][item["labels"] == -100] == 0).all()  # the prompt weighs nothing
+            assert int((item["weights"] == 1).sum()) > 100  # the rest of the answer weighs 1
+        batch = collate(items, processor.tokenizer.pad_token_id)
+        plain = {k: v for k, v in batch.items() if k != "weights"}
+        with torch.no_grad():
+            # the model's own mean loss over all answer tokens, and over each field's tokens alone
+            n_all, loss_all = int((batch["labels"] != -100).sum()), model(**plain).loss.item()
+            total, count = n_all * loss_all, float(n_all)
+            for name, w in weights.items():
+                only = torch.where(batch["weights"] == w, batch["labels"], -100)
+                n_field = int((only != -100).sum())
+                total += (w - 1) * n_field * model(**{**plain, "labels": only}).loss.item()
+                count += (w - 1) * n_field
+            weighted = causal_lm_loss(model, batch).item()
+            assert weighted == pytest.approx(total / count, rel=1e-5)
+            assert weighted != pytest.approx(loss_all, rel=1e-3)  # the weights changed it
+            assert causal_lm_loss(model, plain).item() == loss_all  # unweighted: the model's own loss, exactly
+            if research:
+                shared = shared_prefix_loss(model, batch, shared_prefix_length(batch)).item()
+                assert shared == pytest.approx(weighted, rel=1e-5)
 
 
 def test_reading_targets_are_the_full_targets_numbers_in_the_same_words():

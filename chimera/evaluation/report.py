@@ -456,21 +456,48 @@ def winprob_lines(w: dict | None) -> list[str]:
     return lines
 
 
+def reward_change(per_step: list[float], window: int) -> dict:
+    """The weighted reward's last `window` steps against its first: the difference of the means and its 95% interval
+    (Welch's t over steps, each step a mean over its own prompts). Whether GRPO moved its reward is whether the
+    interval leaves zero; a block of 10 steps swings by about 0.01 on its own (BENCHMARKS.md)."""
+    from scipy import stats
+
+    first, last = per_step[:window], per_step[-window:]
+    diff = sum(last) / len(last) - sum(first) / len(first)
+    if window < 2:
+        return {"diff": diff, "ci": None, "moved": None}
+    low, high = stats.ttest_ind(last, first, equal_var=False).confidence_interval(0.95)
+    return {"diff": diff, "ci": [float(low), float(high)], "moved": bool(low > 0 or high < 0)}
+
+
 def grpo_lines(grpo: dict | None) -> list[str]:
-    """E's rewards over its first and last steps: whether GRPO moved them (the eval rows above say what it changed)."""
+    """E's rewards over its first and last steps, and whether GRPO moved the weighted reward beyond its step-to-step
+    noise (the eval rows above say what it changed)."""
     if not grpo:
         return []
     from chimera.training.rewards import REWARDS
 
     signals = ["reward", *(fn.__name__ for fn in REWARDS)]  # the weighted total, then each signal in params order
     lines = ["", "E (GRPO after SFT, sampling inside the schema): mean reward over its first and last steps "
-             "(weighted total, then each signal; `dvc plots show` has every step).", "",
-             "| E | from | steps averaged | " + " | ".join(s.replace("_reward", "") for s in signals) + " |",
-             "|" + "---|" * (len(signals) + 3)]
+             "(weighted total, then each signal; `dvc plots show` has every step), and the weighted reward's change "
+             "with its 95% interval over steps (Welch).", "",
+             "| E | from | steps averaged | " + " | ".join(s.replace("_reward", "") for s in signals)
+             + " | reward change [95%] |", "|" + "---|" * (len(signals) + 4)]
+    verdicts = []
     for key, e in grpo.items():
         w = e["rewards"]
         cells = [f"{w['first'].get(s, float('nan')):.3f} -> {w['last'].get(s, float('nan')):.3f}" for s in signals]
+        change = reward_change(e["per_step"], w["window"]) if e.get("per_step") else None
+        if change and change["ci"]:
+            low, high = change["ci"]
+            cells.append(f"{change['diff']:+.3f} [{low:+.3f}, {high:+.3f}]")
+            verdicts.append(f"{e['label']}: " + ("moved its reward" if change["moved"]
+                                                 else "did not move its reward beyond step-to-step noise"))
+        else:
+            cells.append("-")
         lines.append(f"| {e['label']} (seed {e['seed']}) | {e['from']} | {w['window']} | " + " | ".join(cells) + " |")
+    if verdicts:
+        lines += ["", "; ".join(verdicts) + "."]
     return lines
 
 

@@ -13,7 +13,12 @@ share of the loss, and 1,800 steps of it read no money; 1,500 steps of the money
 held-out crops, and the base keeps it in the full task (89.6% at the end, BENCHMARKS.md). Health and armor read
 from narrow crops of their own the same way (one phase each, then the three mixed, then from the whole view: 92% /
 98%), but the full task after 6,500 reading steps learned the rest more slowly (61.7% overall against 68.4%), so the
-default keeps money alone (BENCHMARKS.md, "fifth round").
+default keeps money alone (BENCHMARKS.md, "fifth round"). `value_weights` weighs chosen fields' value tokens in the
+full task's loss instead (off by default).
+
+One setting's runs end far apart: the default at seeds 1 and 2, or at seed 0 with the loss's float sums reordered,
+ended 8-17 points below the shipped base's 68.4% (BENCHMARKS.md, "sixth round"). A comparison of settings needs
+several seeds each; every earlier round compared one run per setting.
 
 Measured levers (BENCHMARKS.md, "Perception pretraining"): the learning rate and its warmup (2e-3 collapses to the
 label prior; 5e-4 learns, faster after a 300-step warmup), HUD-region crops as extra images (a whole 448x252 frame
@@ -41,7 +46,7 @@ from PIL import Image
 
 from chimera.prompts import PERCEPTION_PROMPT, READING_PROMPT, SYSTEM_PROMPT, USER_PROMPT
 from chimera.schema import GAME_STATE_FIELDS, GameState, to_json, unassessed
-from chimera.training.prefix import shared_prefix_length, shared_prefix_loss
+from chimera.training.prefix import causal_lm_loss, shared_prefix_length, shared_prefix_loss
 from chimera.vlm.views import View
 
 # The synthetic HUD's regions (chimera/screens/hud.py), sized so a glyph spans about a patch. Each crop holds its
@@ -88,6 +93,8 @@ class PerceptionConfig:
     # many reading examples (every reading task in turn), against forgetting; measured, it made the base worse
     short_prompt_steps: int = 0         # a curriculum: the first N steps after it ask the short reading prompt...
     research_prompt_every: int = 2      # ...then every Nth step asks the research prompt (its shared system text runs once)
+    value_weights: dict = field(default_factory=dict)  # {field: w}: in the full task, the tokens of that field's value
+    # weigh w in the loss (every other token 1): the digits' share of the loss, without leaving the full task
     max_new_tokens: int = 200
     seed: int = 0
     view: dict = field(default_factory=HUD_VIEW.to_json)
@@ -107,6 +114,23 @@ class PerceptionConfig:
 
 
 WHOLE_VIEW = "view"  # a reading task on every image of the view rather than one crop
+
+
+def stage_config(p: dict, tiny_path: str, seed: int, backgrounds: list[str], screenshots_dir: str,
+                 **overrides) -> PerceptionConfig:
+    """The stage's run as params.yaml sets it: `p` its perception section, then the tiny model's folder, the top-level
+    seed and the synthetic frames' backgrounds and screenshots; `overrides` replace fields (bench/perception_seeds.py
+    runs it at other seeds)."""
+    cfg = PerceptionConfig(
+        base_model=tiny_path, output_dir=str(p["out"]), n_frames=p["n_frames"], n_val=p["n_val"],
+        max_steps=p["max_steps"], batch_size=p["batch_size"], learning_rate=p["learning_rate"],
+        warmup_steps=p["warmup_steps"], eval_every=p["eval_every"], seed=seed,
+        short_prompt_steps=p["short_prompt_steps"], research_prompt_every=p["research_prompt_every"],
+        reading=p["reading"], reading_replay=p["reading_replay"], value_weights=p["value_weights"],
+        view=VIEWS[p["view"]].to_json(), backgrounds=backgrounds, screenshots_dir=screenshots_dir)
+    for name, value in overrides.items():
+        setattr(cfg, name, value)
+    return cfg
 
 
 def redirect_to_pretrained(model_name: str, out: str | Path) -> str | None:
@@ -211,17 +235,40 @@ def render_pool(cfg: PerceptionConfig, start: int, n: int, progress=None) -> lis
 # Encoding: prompt tokens masked, answer tokens learned
 # --------------------------------------------------------------------------------------------------
 
-def encode(processor, images: list[Image.Image], answer: str, research: bool = False, reading: bool = False) -> dict:
+def value_spans(answer: str, fields) -> dict[str, tuple[int, int]]:
+    """Where each game_state field's value lies in a target (character offsets; a string without its quotes): the
+    first `"field":` of the answer is the game_state's, which the schema's order puts first."""
+    decoder, spans = json.JSONDecoder(), {}
+    for name in fields:
+        start = answer.index(f'"{name}":') + len(name) + 3
+        value, end = decoder.raw_decode(answer, start)
+        spans[name] = (start + 1, end - 1) if isinstance(value, str) else (start, end)
+    return spans
+
+
+def encode(processor, images: list[Image.Image], answer: str, research: bool = False, reading: bool = False,
+           value_weights: dict | None = None) -> dict:
+    """One example: the prompt's tokens masked, the answer's learned; with `value_weights` ({field: w}) also a weight
+    per token, w on every token that overlaps that field's value and 1 elsewhere."""
     prompt = processor.apply_chat_template(perception_messages(len(images), research, reading),
                                            add_generation_prompt=True, tokenize=False)
     enc = processor(text=[prompt], images=images, return_tensors="pt")
     tok = processor.tokenizer
-    answer_ids = tok(answer + tok.eos_token, add_special_tokens=False, return_tensors="pt")["input_ids"][0]
+    answer_enc = tok(answer + tok.eos_token, add_special_tokens=False, return_offsets_mapping=bool(value_weights))
+    answer_ids = torch.tensor(answer_enc["input_ids"])
     prompt_ids = enc["input_ids"][0]
-    return {"input_ids": torch.cat([prompt_ids, answer_ids]),
+    item = {"input_ids": torch.cat([prompt_ids, answer_ids]),
             "labels": torch.cat([torch.full_like(prompt_ids, -100), answer_ids]),
             "mm_token_type_ids": torch.cat([enc["mm_token_type_ids"][0], torch.zeros_like(answer_ids)]),
             "pixel_values": enc["pixel_values"], "image_grid_thw": enc["image_grid_thw"]}
+    if value_weights:
+        weights = torch.ones(len(answer_ids))
+        for name, (start, end) in value_spans(answer, value_weights).items():
+            for i, (a, b) in enumerate(answer_enc["offset_mapping"]):
+                if a < end and b > start:
+                    weights[i] = value_weights[name]
+        item["weights"] = torch.cat([torch.zeros(len(prompt_ids)), weights])
+    return item
 
 
 def collate(items: list[dict], pad_id: int) -> dict:
@@ -229,9 +276,12 @@ def collate(items: list[dict], pad_id: int) -> dict:
     batch = {"input_ids": torch.full((len(items), length), pad_id), "labels": torch.full((len(items), length), -100),
              "attention_mask": torch.zeros((len(items), length), dtype=torch.long),
              "mm_token_type_ids": torch.zeros((len(items), length), dtype=torch.long)}
+    weighted = "weights" in items[0]
+    if weighted:
+        batch["weights"] = torch.zeros((len(items), length))
     for row, item in enumerate(items):  # right padding: the loss never sees a pad
         n = len(item["input_ids"])
-        for key in ("input_ids", "labels", "mm_token_type_ids"):
+        for key in ("input_ids", "labels", "mm_token_type_ids") + (("weights",) if weighted else ()):
             batch[key][row, :n] = item[key]
         batch["attention_mask"][row, :n] = 1
     batch["pixel_values"] = torch.cat([i["pixel_values"] for i in items])
@@ -372,9 +422,10 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
             items = [reading_example(phase_tasks[((step - 1) * cfg.batch_size + row) % len(phase_tasks)], i)
                      for row, i in enumerate(batch_ids)]
         else:
-            items = [encode(processor, pool[i][0], targets[i], research) for i in batch_ids]
+            items = [encode(processor, pool[i][0], targets[i], research, value_weights=cfg.value_weights)
+                     for i in batch_ids]
         batch = collate(items, processor.tokenizer.pad_token_id)
-        loss = shared_prefix_loss(model, batch, shared_prefix_length(batch)) if research else model(**batch).loss
+        loss = shared_prefix_loss(model, batch, shared_prefix_length(batch)) if research else causal_lm_loss(model, batch)
         first_loss = loss.item() if step == 1 else first_loss
         if not reading and cfg.reading_replay and rehearsed:  # rehearsal: the crops alone again, every task in turn
             rows = [reading_example(rehearsed[((step - 1) * cfg.reading_replay + row) % len(rehearsed)],

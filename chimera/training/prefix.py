@@ -5,6 +5,7 @@ that prefix once. Used by perception pretraining (chimera/training/perception.py
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def shared_prefix_length(batch: dict) -> int:
@@ -33,7 +34,23 @@ def shared_prefix_loss(model, batch: dict, prefix_len: int) -> torch.Tensor:
     inner.language_model(inputs_embeds=inner.get_input_embeddings()(prefix), position_ids=position_ids[:, :1, :prefix_len],
                          attention_mask=batch["attention_mask"][:1, :prefix_len], cache=cache, use_cache=True)
     cache.batch_repeat_interleave(rows)
-    return model(input_ids=batch["input_ids"][:, prefix_len:], attention_mask=batch["attention_mask"],
-                 position_ids=position_ids[:, :, prefix_len:], cache=cache, pixel_values=batch["pixel_values"],
-                 image_grid_thw=batch["image_grid_thw"], mm_token_type_ids=batch["mm_token_type_ids"][:, prefix_len:],
-                 labels=batch["labels"][:, prefix_len:]).loss
+    rest = {"input_ids": batch["input_ids"][:, prefix_len:], "attention_mask": batch["attention_mask"],
+            "position_ids": position_ids[:, :, prefix_len:], "cache": cache, "pixel_values": batch["pixel_values"],
+            "image_grid_thw": batch["image_grid_thw"], "mm_token_type_ids": batch["mm_token_type_ids"][:, prefix_len:],
+            "labels": batch["labels"][:, prefix_len:]}
+    if "weights" in batch:
+        rest["weights"] = batch["weights"][:, prefix_len:]
+    return causal_lm_loss(model, rest)
+
+
+def causal_lm_loss(model, batch: dict) -> torch.Tensor:
+    """model(**batch).loss, the mean over labelled tokens; or, where the batch carries `weights` (one per token, as its
+    labels: perception pretraining's value weights), the weighted mean. The unweighted loss is the model's own, float
+    for float: a run's trajectory hangs on its last bits (BENCHMARKS.md, "sixth round")."""
+    if "weights" not in batch:
+        return model(**batch).loss
+    inputs = {k: v for k, v in batch.items() if k not in ("labels", "weights")}
+    logits = model(**inputs).logits[:, :-1].float()  # position t predicts token t+1
+    labels, weights = batch["labels"][:, 1:], batch["weights"][:, 1:]  # weights are 0 where labels are -100 (encode)
+    per_token = F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")
+    return (per_token * weights).sum() / weights.sum()
