@@ -61,4 +61,4 @@ for start in range(0, len(steps), args.block):
           f"entropy {sum(h.get('entropy', float('nan')) for h in block) / len(block):.2f}")
 change = reward_change(summary["reward_per_step"], summary["reward_windows"]["window"])  # the report's verdict
 print(f"{summary['seconds_per_step']:.2f} s/step; windows {json.dumps(summary['reward_windows'])}; reward change "
-      f"{change['diff']:+.3f} [{change['ci'][0]:+.3f}, {change['ci'][1]:+.3f}] ({'moved' if change['moved'] else 'not moved'})")
+      f"{change['diff']:+.3f} [{change['ci'][0]:+.3f}, {change['ci'][1]:+.3f}] ({change['verdict']})")

@@ -30,7 +30,8 @@ for seed in args.seeds:
                            params["screens"]["shared_screenshots"], output_dir=out, **json.loads(args.set))
         summary = train(cfg, progress=lambda message: print(message, flush=True))
     held = summary["held_out"]
-    print(f"seed {seed}: held-out value accuracy {held['value_accuracy']:.1%}, schema-valid {held['schema_valid']:.0%}; "
+    print(f"seed {seed}: held-out value accuracy {held['value_accuracy']:.1%}, "
+          f"schema-valid {held['schema_valid']:.0%}; "
           + ", ".join(f"{name} {held['fields'].get(name, 0):.0%}" for name in shown)
           + f"; curve {[round(p['held_out']['value_accuracy'], 3) for p in summary['curve']]}; "
           f"{summary['train_seconds']:.0f} s", flush=True)

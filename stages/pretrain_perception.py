@@ -18,9 +18,9 @@ if why:
     log("pretrain_perception").info("skipped: %s", why)
     raise SystemExit(0)
 
-cfg = stage_config(params("perception"), params("model")["tiny_path"], params()["seed"], params("synthetic")["backgrounds"],
-                   params("screens")["shared_screenshots"], dvclive_dir="dvclive/perception",
-                   checkpoint_dir=str(CHECKPOINT_CACHE / "perception"))
+cfg = stage_config(params("perception"), params("model")["tiny_path"], params()["seed"],
+                   params("synthetic")["backgrounds"], params("screens")["shared_screenshots"],
+                   dvclive_dir="dvclive/perception", checkpoint_dir=str(CHECKPOINT_CACHE / "perception"))
 with tqdm(total=cfg.total_steps, desc="perception", unit="step") as bar:
     summary = train(cfg, progress=lambda message: bar.write(message), on_step=bar.update)
 write_json("metrics/perception.json", {k: v for k, v in summary.items() if k != "config"})

@@ -465,9 +465,11 @@ def reward_change(per_step: list[float], window: int) -> dict:
     first, last = per_step[:window], per_step[-window:]
     diff = sum(last) / len(last) - sum(first) / len(first)
     if window < 2:
-        return {"diff": diff, "ci": None, "moved": None}
+        return {"diff": diff, "ci": None, "moved": None, "verdict": "too few steps to tell"}
     low, high = stats.ttest_ind(last, first, equal_var=False).confidence_interval(0.95)
-    return {"diff": diff, "ci": [float(low), float(high)], "moved": bool(low > 0 or high < 0)}
+    verdict = ("raised its reward" if low > 0 else "lowered its reward" if high < 0
+               else "did not move its reward beyond step-to-step noise")
+    return {"diff": diff, "ci": [float(low), float(high)], "moved": bool(low > 0 or high < 0), "verdict": verdict}
 
 
 def grpo_lines(grpo: dict | None) -> list[str]:
@@ -491,8 +493,7 @@ def grpo_lines(grpo: dict | None) -> list[str]:
         if change and change["ci"]:
             low, high = change["ci"]
             cells.append(f"{change['diff']:+.3f} [{low:+.3f}, {high:+.3f}]")
-            verdicts.append(f"{e['label']}: " + ("moved its reward" if change["moved"]
-                                                 else "did not move its reward beyond step-to-step noise"))
+            verdicts.append(f"{e['label']}: {change['verdict']}")
         else:
             cells.append("-")
         lines.append(f"| {e['label']} (seed {e['seed']}) | {e['from']} | {w['window']} | " + " | ".join(cells) + " |")
