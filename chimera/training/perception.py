@@ -16,9 +16,9 @@ from narrow crops of their own the same way (one phase each, then the three mixe
 default keeps money alone (BENCHMARKS.md, "fifth round"). `value_weights` weighs chosen fields' value tokens in the
 full task's loss instead (off by default).
 
-One setting's runs end far apart: the default at seeds 1 and 2, or at seed 0 with the loss's float sums reordered,
-ended 8-17 points below the shipped base's 68.4% (BENCHMARKS.md, "sixth round"). A comparison of settings needs
-several seeds each; every earlier round compared one run per setting.
+One setting's runs end far apart: the default at seeds 1-3, or at seed 0 with the loss's float sums reordered, ended
+2-17 points below the shipped base's 68.4% (standard deviation 6.5 points over the five; BENCHMARKS.md, "sixth
+round"). A comparison of settings needs many seeds each; every earlier round compared one run per setting.
 
 Measured levers (BENCHMARKS.md, "Perception pretraining"): the learning rate and its warmup (2e-3 collapses to the
 label prior; 5e-4 learns, faster after a 300-step warmup), HUD-region crops as extra images (a whole 448x252 frame
