@@ -37,6 +37,9 @@ def answer_logits_loss(batch):
 
 
 plain = lambda batch: model(**batch).loss  # noqa: E731
+first = collate([encode(processor, pool[i][0], targets[i]) for i in range(8)], processor.tokenizer.pad_token_id)
+with torch.no_grad():  # the same loss either way, on one batch
+    print(f"loss on one batch: every logit {plain(first).item()!r}, answer logits only {answer_logits_loss(first).item()!r}")
 for name, research, loss_of in (("short prompt", False, plain), ("short prompt, answer logits only", False,
                                                                  answer_logits_loss),
                                 ("research prompt, plain", True, plain),

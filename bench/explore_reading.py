@@ -1,5 +1,6 @@
-"""Reading phases alone: the stage's own trainer (chimera/training/perception.py) run with the given `reading` phases
-and a one-step full task, to see what each phase reads on held-out crops before paying for the full task.
+"""Reading phases alone: the stage's own trainer and setting (params.yaml, chimera.training.perception.stage_config)
+run with the given `reading` phases and a one-step full task, to see what each phase reads on held-out crops before
+paying for the full task. The view is params.yaml's `perception.view`.
 
     python bench/explore_reading.py '[{"steps": 1500, "tasks": {"money": ["player_money"]}}]' [n_frames] [n_val]
 
@@ -12,17 +13,17 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import yaml  # noqa: E402
-
-from chimera.training.perception import PerceptionConfig, train  # noqa: E402
+from chimera.io import load_params  # noqa: E402
+from chimera.training.perception import stage_config, train  # noqa: E402
 
 phases = json.loads(sys.argv[1])
 n_frames = int(sys.argv[2]) if len(sys.argv) > 2 else 2400
 n_val = int(sys.argv[3]) if len(sys.argv) > 3 else 96
-with tempfile.TemporaryDirectory() as out:
-    cfg = PerceptionConfig(base_model="models/tiny-qwen3vl", output_dir=out, n_frames=n_frames, n_val=n_val,
-                           max_steps=1, eval_every=10**9, learning_rate=5e-4, warmup_steps=300, reading=phases,
-                           max_new_tokens=40, screenshots_dir="data/raw/screenshots",
-                           backgrounds=yaml.safe_load(Path("params.yaml").read_text())["synthetic"]["backgrounds"])
+params = load_params("params.yaml")
+with tempfile.TemporaryDirectory() as out:  # the stage's setting, with these phases and a one-step full task
+    cfg = stage_config(params["perception"], params["model"]["tiny_path"], params["seed"],
+                       params["synthetic"]["backgrounds"], params["screens"]["shared_screenshots"], output_dir=out,
+                       n_frames=n_frames, n_val=n_val, max_steps=1, eval_every=10**9, reading=phases,
+                       max_new_tokens=40)
     summary = train(cfg, progress=lambda message: print(message, flush=True))  # each phase's end: its prior beside
     print(json.dumps(summary["reading_phases"]))

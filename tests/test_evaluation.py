@@ -402,7 +402,8 @@ def test_e_moved_its_reward_only_when_the_welch_interval_leaves_zero():
         change = reward_change(series, 10)
         assert change["diff"] == pytest.approx(m2 - m1)
         assert change["ci"] == pytest.approx([m2 - m1 - half, m2 - m1 + half])
-    assert reward_change(flat, 10)["moved"] is False and reward_change(rising, 10)["moved"] is True
+    assert reward_change(flat, 10)["verdict"] == "did not move its reward beyond step-to-step noise"
+    assert reward_change(rising, 10)["verdict"] == "raised its reward"
     assert reward_change(rising[::-1], 10)["verdict"] == "lowered its reward"  # a reward that fell moved too
     rewards = {"window": 10, "first": {"reward": sum(rising[:10]) / 10}, "last": {"reward": sum(rising[-10:]) / 10}}
     text = "\n".join(grpo_lines({"e1": {"label": "E after B", "seed": 0, "from": "sft/perception-100-0",

@@ -371,3 +371,22 @@ def test_a_reading_phase_on_a_crop_the_view_lacks_is_refused_before_any_work(tmp
     with pytest.raises(ValueError, match=r"reading: the view has no crop \['money'\]"):
         train(cfg)
     assert not (tmp_path / "base").exists()
+
+
+def test_a_field_the_game_state_lacks_is_refused_before_any_work(tmp_path):
+    """A misspelt field in a reading task or in value_weights would silently drop out of the targets or weights."""
+    from chimera.training.perception import stage_config
+
+    for reading, weights in (([{"steps": 10, "tasks": {"money": ["player_cash"]}}], {}),
+                             ([], {"player_hp": 5.0})):
+        cfg = PerceptionConfig(base_model=str(tmp_path / "no-model"), output_dir=str(tmp_path / "base"),
+                               reading=reading, value_weights=weights)
+        with pytest.raises(ValueError, match=r"no game_state field \['player_(cash|hp)'\]"):
+            train(cfg)
+    assert not (tmp_path / "base").exists()
+    p = {"out": "b", "n_frames": 1, "n_val": 1, "max_steps": 1, "batch_size": 1, "learning_rate": 1e-3,
+         "warmup_steps": 1, "eval_every": 1, "short_prompt_steps": 0, "research_prompt_every": 1, "reading": [],
+         "reading_replay": 0, "value_weights": {}, "view": "hud_crops"}
+    assert stage_config(p, "tiny", 3, [], "shots", max_steps=7).max_steps == 7
+    with pytest.raises(TypeError):
+        stage_config(p, "tiny", 3, [], "shots", max_step=7)  # misspelt: refused, not a silent new attribute

@@ -465,11 +465,11 @@ def reward_change(per_step: list[float], window: int) -> dict:
     first, last = per_step[:window], per_step[-window:]
     diff = sum(last) / len(last) - sum(first) / len(first)
     if window < 2:
-        return {"diff": diff, "ci": None, "moved": None, "verdict": "too few steps to tell"}
+        return {"diff": diff, "ci": None, "verdict": "too few steps to tell"}
     low, high = stats.ttest_ind(last, first, equal_var=False).confidence_interval(0.95)
     verdict = ("raised its reward" if low > 0 else "lowered its reward" if high < 0
                else "did not move its reward beyond step-to-step noise")
-    return {"diff": diff, "ci": [float(low), float(high)], "moved": bool(low > 0 or high < 0), "verdict": verdict}
+    return {"diff": diff, "ci": [float(low), float(high)], "verdict": verdict}
 
 
 def grpo_lines(grpo: dict | None) -> list[str]:

@@ -37,7 +37,7 @@ import random
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -128,9 +128,7 @@ def stage_config(p: dict, tiny_path: str, seed: int, backgrounds: list[str], scr
         short_prompt_steps=p["short_prompt_steps"], research_prompt_every=p["research_prompt_every"],
         reading=p["reading"], reading_replay=p["reading_replay"], value_weights=p["value_weights"],
         view=VIEWS[p["view"]].to_json(), backgrounds=backgrounds, screenshots_dir=screenshots_dir)
-    for name, value in overrides.items():
-        setattr(cfg, name, value)
-    return cfg
+    return replace(cfg, **overrides)  # a misspelt override is a TypeError, not a silent new attribute
 
 
 def redirect_to_pretrained(model_name: str, out: str | Path) -> str | None:
@@ -358,6 +356,11 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
     if missing:
         raise ValueError(f"perception.reading: the view has no crop {missing} (its crops: {list(view.crops)}); "
                          "a view without crops takes no reading phases")
+    named = [name for phase in cfg.reading for fields in phase["tasks"].values() for name in fields]
+    unknown = sorted({name for name in [*named, *cfg.value_weights] if name not in GAME_STATE_FIELDS})
+    if unknown:  # a reading target or a value weight would silently leave them out
+        raise ValueError(f"perception.reading / value_weights: no game_state field {unknown} "
+                         f"(the fields: {list(GAME_STATE_FIELDS)})")
     model, processor = load_model(ModelConfig(name=cfg.base_model), device="cpu", for_training=True)
     fit_processor(processor, view)
     t0 = time.perf_counter()
