@@ -19,7 +19,8 @@ cfg = WinProbConfig(feature_sets=tuple(p["feature_sets"]), kinds=tuple(p["models
                     calibrations=tuple(p["calibrations"]), logreg_C=tuple(p["logreg_C"]),
                     gbm_depth=tuple(p["gbm_depth"]), outer_folds=p["outer_folds"], inner_folds=p["inner_folds"],
                     calibration_folds=p["calibration_folds"], bootstrap=p["bootstrap"],
-                    screen_viewpoints_per_side=p["screen_viewpoints_per_side"], seed=params()["seed"])
+                    screen_viewpoints_per_side=p["screen_viewpoints_per_side"], seed=params()["seed"],
+                    workers=p["workers"])
 snaps = read_parquet("data/processed/snapshots.parquet")
 team, team_metrics, oof = train_team_view(snaps, cfg)
 screen, screen_metrics = train_screen_view(snaps, cfg)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from chimera.cli import app
 from chimera.demos.cs2df import load_cs2df
 from chimera.demos.snapshots import build_snapshots
 from chimera.demos.winprob import (BUY_MOMENT, Candidate, WinProbConfig, candidate_grid, grouped_folds, nested_cv,
-                                   p_side_wins, predict_ct_win, round_weights, screen_rows, team_features,
-                                   train_screen_view, train_team_view)
+                                   p_side_wins, predict_ct_win, round_weights, score, screen_rows, select,
+                                   team_features, train_screen_view, train_team_view)
 from chimera.io import save_joblib
 from chimera.schema import GameState, example_analysis
 
@@ -58,6 +60,40 @@ def test_nested_selection_never_scores_a_match_it_chose_or_calibrated_on():
             assert not (train | test) & fold["outer_test"], "an outer-test match was used inside its own selection"
     tested = set().union(*(f["outer_test"] for f in result.audit))
     assert tested == set(groups)  # every match is scored once, out of fold
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 1), st.integers(0, 20)), min_size=2, max_size=60))
+def test_score_equals_sklearns_metrics(rows):
+    """The numpy score the bootstrap uses is sklearn's log loss, Brier and ROC AUC (ties included: probabilities
+    on a coarse grid) and the binned ECE."""
+    from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+
+    y = np.array([r[0] for r in rows])
+    p = np.array([r[1] / 20 for r in rows])
+    got, clipped = score(y, p), np.clip(p, 1e-6, 1 - 1e-6)
+    assert got["log_loss"] == pytest.approx(log_loss(y, clipped, labels=[0, 1]), rel=1e-9)
+    assert got["brier"] == pytest.approx(brier_score_loss(y, clipped), rel=1e-9, abs=1e-12)
+    if len(set(y)) == 2:
+        assert got["roc_auc"] == pytest.approx(roc_auc_score(y, clipped), rel=1e-9)
+    else:
+        assert np.isnan(got["roc_auc"])
+    edges = np.linspace(0, 1, 11)
+    idx = np.clip(np.digitize(clipped, edges[1:-1]), 0, 9)
+    ece = sum((idx == b).mean() * abs(y[idx == b].mean() - clipped[idx == b].mean()) for b in range(10) if (idx == b).any())
+    assert got["ece"] == pytest.approx(ece, abs=1e-12)
+
+
+def test_selection_in_two_processes_chooses_and_scores_as_one():
+    snaps = synthetic_snapshots()
+    X, y, w, groups = team_features(snaps), snaps.ct_win.to_numpy(), round_weights(snaps), snaps.match_id
+    candidates = candidate_grid(("plain", "player"), ("logreg",), ("none", "sigmoid"), (0.1, 1.0))
+    audits = [], []
+    one = select(candidates, X, y, w, groups, 3, 2, 0, audits[0], workers=1)
+    two = select(candidates, X, y, w, groups, 3, 2, 0, audits[1], workers=2)
+    assert one[0] == two[0] and one[1] == pytest.approx(two[1], rel=1e-12)
+    calibrated = sum(c.calibration != "none" for c in candidates)
+    assert audits[0] == audits[1] and len(audits[0]) == 3 * len(candidates) + 3 * 2 * calibrated  # inner + calibration
 
 
 def test_team_view_beats_the_base_rate_and_reports_against_the_plain_baseline():
