@@ -10,6 +10,7 @@ Tesseract is optional: `apt-get install tesseract-ocr` and `pip install pytesser
 
     python bench/bench_ocr.py --frames 25
     python bench/bench_ocr.py --real
+    python bench/bench_ocr.py --frames 60 --det-min-side 736 192   # RapidOCR's detector at two input sizes
 """
 
 from __future__ import annotations
@@ -99,11 +100,15 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=25, help="synthetic frames to render")
     parser.add_argument("--real", action="store_true", help="the shared real screenshots and their hand labels")
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/screenshots")
+    parser.add_argument("--det-min-side", type=int, nargs="+", default=[OcrConfig.det_min_side],
+                        help="RapidOCR's detector input: a crop's shorter side scaled to this (736: RapidOCR's own)")
     args = parser.parse_args()
     regions = REAL_CS2_REGIONS if args.real else DEFAULT_REGIONS
     frames = real_frames(args.shared) if args.real else synthetic_frames(args.frames, args.shared)
-    config = OcrConfig(regions=dict(regions))
-    engines = {"rapidocr": lambda im: {k: v["value"] for k, v in read_hud(im, config).items()}}
+    engines = {}
+    for side in args.det_min_side:
+        config = OcrConfig(regions=dict(regions), det_min_side=side)
+        engines[f"rapidocr@{side}"] = lambda im, config=config: {k: v["value"] for k, v in read_hud(im, config).items()}
     try:
         import pytesseract
 
@@ -127,7 +132,7 @@ def main() -> None:
           + ", ".join(f"{f} {len(v)}" for f, v in labelled.items()))
     for name in engines:
         cells = ", ".join(f"{f} {hits[name][f]}/{len(labelled[f])}" for f in FIELDS)
-        print(f"{name:10s} {cells}; {seconds[name] / len(frames):.2f} s/frame")
+        print(f"{name:14s} {cells}; {seconds[name] / len(frames):.2f} s/frame")
     if not args.real:
         score_extras(frames)
 

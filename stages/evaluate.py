@@ -12,7 +12,7 @@ from pathlib import Path
 import joblib
 import pandas as pd
 
-from chimera.demos.winprob import p_side_wins
+from chimera.demos.winprob import p_side_wins_many
 from chimera.evaluation.metrics import evaluate, frame_rows
 from chimera.evaluation.plots import write_plots
 from chimera.io import read_parquet, write_csv, write_json
@@ -27,8 +27,9 @@ labels = {i: r for i, r in load_records("data/labeled/labels").items() if i in s
 predictions = load_records(f"data/predictions/{name}")
 info = {r.id: {"source": r.source, "height": int(r.height)} for r in frames.itertuples()}
 winprob = joblib.load("models/winprob_screen.joblib")  # a screenshot is the input: the screenshot view
-p_wins = {i: p_side_wins(winprob, GameState.model_validate(r["analysis"]["game_state"]))
-          for i, r in labels.items() if r["analysis"]["game_state"].get("player_side") in ("CT", "T")}
+sided = [i for i, r in labels.items() if r["analysis"]["game_state"].get("player_side") in ("CT", "T")]
+p_wins = dict(zip(sided, p_side_wins_many(winprob, [GameState.model_validate(labels[i]["analysis"]["game_state"])
+                                                    for i in sided])))
 summary, scores = evaluate(predictions, labels, p["tolerances"], info, p_wins, params()["seed"])
 summary["model"] = name
 free = Path(f"data/predictions/{name}/unconstrained")

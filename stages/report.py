@@ -56,7 +56,8 @@ report["grid"] = {"seeds": list(sweep["seeds"]), "shots": list(sweep["shots"]), 
                   "per_field": per_field_deltas(frames, named, seed=seed), "slices": slices(frames, named, seed)}
 e_train = {key: read_json(f"metrics/train/{key}.json") for key in e_cells}
 report["grpo"] = {key: {"label": grpo_label(cell, sweep), "from": cell["sft"], "seed": cell["seed"],
-                        "rewards": e_train[key]["reward_windows"], "per_step": e_train[key]["reward_per_step"]}
+                        "rewards": e_train[key]["reward_windows"], "per_step": e_train[key]["reward_per_step"],
+                        "paired": e_train[key].get("reward_paired")}
                   for key, cell in e_cells.items()}
 perception = read_json("metrics/perception.json")  # the base's reading, without its curve (dvclive has it)
 report["perception"] = {k: v for k, v in perception.items() if k not in ("curve", "render_seconds", "train_seconds")}

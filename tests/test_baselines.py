@@ -57,6 +57,24 @@ def test_ocr_reads_the_rendered_hud_numbers():
     assert read >= 5  # bench/bench_ocr.py: 24/25 on styled frames
 
 
+def test_ocr_detector_input_size_comes_from_params(monkeypatch):
+    """params.yaml ocr.det_min_side reaches RapidOCR's detector (its default, 736, blows a HUD strip up 5x)."""
+    import chimera.evaluation.ocr as ocr
+    from chimera.evaluation.ocr import engine, ocr_config
+
+    built = []
+    monkeypatch.setattr(ocr, "engine", lambda *args: built.append(args) or engine(*args))  # the real engine, watched
+    rng = random.Random(0)
+    state, extras = sample_state(rng)
+    image, _ = render_frame(state, extras, replace(sample_style(rng), width=1280, height=720).clean())
+    ocr.read_hud(image, ocr_config({"det_min_side": 320}))
+    assert built and all(args[1] == 320 for args in built)  # both regions read at the configured size
+    assert ocr_config({"det_min_side": 320}).det_min_side == 320
+    assert ocr_config({}).det_min_side == 256  # the baseline's own size when params name none
+    assert engine(1, 320).text_det.limit_side_len == 320 and engine(1, 320).text_det.limit_type == "min"
+    assert engine(1, None).text_det.limit_side_len == 736  # None: RapidOCR's own
+
+
 def test_ocr_reads_the_numbers_the_schema_has_no_field_for():
     """Ammo, round timer and score: read from their fixed regions (scored in bench/bench_ocr.py)."""
     from chimera.evaluation.ocr import read_hud_extras

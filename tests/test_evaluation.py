@@ -410,5 +410,12 @@ def test_e_moved_its_reward_only_when_the_welch_interval_leaves_zero():
                                         "rewards": rewards, "per_step": rising},
                                  "e2": {"label": "E after C", "seed": 0, "from": "sft/pretrain_strategy-100-0",
                                         "rewards": rewards, "per_step": flat}}))
-    assert "E after B: raised its reward; E after C: did not move its reward beyond step-to-step noise." in text
+    assert "E after B: raised its reward. E after C: did not move its reward beyond step-to-step noise." in text
     assert f"{reward_change(rising, 10)['diff']:+.3f} [" in text
+    # with the same prompts paired (grpo.paired_reward_change), its interval and verdict stand beside the Welch one
+    paired = {"prompts": 32, "reward": {"first": 0.60, "last": 0.62, "change": 0.02, "ci": [0.011, 0.029]}}
+    text = "\n".join(grpo_lines({"e2": {"label": "E after C", "seed": 0, "from": "sft/pretrain_strategy-100-0",
+                                        "rewards": rewards, "per_step": flat, "paired": paired}}))
+    assert "| +0.020 [+0.011, +0.029] (32 prompts) |" in text
+    assert ("E after C: did not move its reward beyond step-to-step noise; on the same prompts, raised its reward."
+            in text)

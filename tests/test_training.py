@@ -215,6 +215,14 @@ def test_grpo_runs_and_logs_every_reward(tiny, tmp_path, screens):
     assert summary["reward_means"]["format_reward"] < 1.0  # a random model sampling freely writes no valid answer
     assert set(summary["reward_windows"]["first"]) == {"reward", *summary["reward_means"]}
     assert (tmp_path / "grpo" / "final_model" / "merged_16bit" / "config.json").exists()
+    # every completion's reward, by signal, step and prompt: one row per signal for the one step, as trl scored it
+    rows = [json.loads(line) for line in (tmp_path / "grpo" / "reward_log.jsonl").read_text().splitlines()]
+    assert sorted(r["signal"] for r in rows) == sorted(fn.__name__ for fn in REWARDS)
+    assert {r["step"] for r in rows} == {0}
+    for row in rows:
+        assert len(row["value"]) == len(row["example"]) == 2 and set(row["example"]) <= set(range(len(dataset)))
+        assert sum(row["value"]) / 2 == pytest.approx(summary["reward_means"][row["signal"]], abs=1e-6)
+    assert summary["reward_paired"]["prompts"] == 0  # one step: no prompt was drawn twice
 
 
 def test_grpo_samples_inside_the_schema(tiny, tmp_path, screens):
@@ -245,6 +253,61 @@ def test_grpo_saves_checkpoints_and_resumes_after_a_crash(tiny, tmp_path, screen
     assert (tmp_path / "ck" / "checkpoint-1").exists()
     summary = train_grpo(c, dataset)
     assert summary["resumed_from_step"] == 1 and summary["steps"] == 2 and not (tmp_path / "ck").exists()
+    # the crashed step was scored again after the resume: its rows from before the crash are gone, not doubled
+    rows = [json.loads(line) for line in (tmp_path / "grpo" / "reward_log.jsonl").read_text().splitlines()]
+    assert sorted((r["step"], r["signal"]) for r in rows) == sorted(
+        (step, fn.__name__) for step in (0, 1) for fn in REWARDS)
+
+
+def _log_rows(values: dict[tuple[int, int], float], weights=None) -> list[dict]:
+    """RewardLog rows: {(step, example): reward} for every signal alike, two completions per prompt (0.01 apart)."""
+    rows = []
+    for step in sorted({s for s, _ in values}):
+        examples = [e for s, e in values if s == step]
+        for fn in REWARDS:
+            rows.append({"step": step, "signal": fn.__name__, "example": [e for e in examples for _ in range(2)],
+                         "value": [values[(step, e)] + d for e in examples for d in (-0.01, 0.01)]})
+    return rows
+
+
+def test_paired_reward_change_pairs_each_prompt_with_itself():
+    """Prompts of very different difficulty, each 0.025 better at each epoch: a comparison of steps sees the
+    difficulty of what each step drew; pairing each prompt's first draw with its last sees the 0.05."""
+    import random
+
+    from scipy import stats
+
+    from chimera.evaluation.report import paired_verdict, reward_change
+    from chimera.training.grpo import paired_reward_change
+
+    rng = random.Random(0)
+    difficulty = {e: rng.uniform(0.2, 0.8) for e in range(32)}
+    order = [e for _ in range(3) for e in rng.sample(range(32), 32)]  # three epochs, four prompts a step
+    values = {(i // 4, e): difficulty[e] + 0.025 * (i // 32) + rng.gauss(0, 0.01) for i, e in enumerate(order)}
+    weights = [0.05, 0.5, 0.1, 0.2, 0.15]
+    paired = paired_reward_change(_log_rows(values), weights)
+    assert paired["prompts"] == 32
+    first = {e: min(s for s, x in values if x == e) for e in range(32)}
+    last = {e: max(s for s, x in values if x == e) for e in range(32)}
+    diffs = [(values[(last[e], e)] - values[(first[e], e)]) * sum(weights) for e in range(32)]  # every signal alike
+    assert paired["reward"]["change"] == pytest.approx(sum(diffs) / 32)
+    assert paired["reward"]["ci"] == pytest.approx(list(stats.ttest_1samp(diffs, 0).confidence_interval(0.95)))
+    assert paired["perception_reward"]["change"] == pytest.approx(sum(diffs) / 32 / sum(weights))
+    assert paired_verdict(paired) == "raised its reward"
+    per_step = [sum(sum(weights) * v for (s, _), v in values.items() if s == step) / 4 for step in range(24)]
+    assert reward_change(per_step, 5)["verdict"] == "did not move its reward beyond step-to-step noise"
+    flat = {(s, e): v - 0.025 * (s // 8) for (s, e), v in values.items()}
+    assert paired_verdict(paired_reward_change(_log_rows(flat), weights)) == \
+        "did not move its reward beyond the prompts' own spread"
+
+
+def test_paired_reward_change_leaves_out_steps_a_crash_cut_short():
+    from chimera.training.grpo import paired_reward_change
+
+    rows = _log_rows({(0, 0): 0.5, (0, 1): 0.5, (1, 0): 0.7, (1, 1): 0.9})
+    cut = [r for r in rows if not (r["step"] == 1 and r["signal"] == "advice_reward")]  # died mid-step
+    assert paired_reward_change(rows, [1, 0, 0, 0, 0])["reward"]["change"] == pytest.approx(0.3)
+    assert paired_reward_change(cut, [1, 0, 0, 0, 0])["prompts"] == 0
 
 
 def test_grpo_rejects_a_wrong_number_of_weights(tiny, tmp_path):

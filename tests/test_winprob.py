@@ -13,7 +13,7 @@ from chimera.cli import app
 from chimera.demos.cs2df import load_cs2df
 from chimera.demos.snapshots import build_snapshots
 from chimera.demos.winprob import (BUY_MOMENT, Candidate, WinProbConfig, candidate_grid, grouped_folds, nested_cv,
-                                   p_side_wins, predict_ct_win, round_weights, score, screen_rows, select,
+                                   p_side_wins, p_side_wins_many, predict_ct_win, round_weights, score, screen_rows, select,
                                    team_features, train_screen_view, train_team_view)
 from chimera.io import save_joblib
 from chimera.schema import GameState, example_analysis
@@ -150,6 +150,9 @@ def test_screen_view_answers_for_a_screenshot_state_and_partial_ones():
     assert p_side_wins(model, up) > 0.7 > 0.3 > p_side_wins(model, down)
     partial = up.model_copy(update={"player_health": None, "player_money": None, "player_armor": None})
     assert 0 < p_side_wins(model, partial) < 1
+    # many screenshots in one prediction (the evaluate stage) answer as each alone, partial ones among them
+    assert p_side_wins_many(model, [up, partial, down]) == [p_side_wins(model, s) for s in (up, partial, down)]
+    assert p_side_wins_many(model, []) == []
 
 
 def test_winprob_command_says_which_model_answered_and_what_it_assumed(tmp_path):

@@ -522,9 +522,17 @@ def screen_row_from_game_state(state, own_score: int | None = None, enemy_score:
 
 def p_side_wins(model: ScreenWinProbModel, state, **kwargs) -> float:
     """P(the screenshot's player's side wins), from the screenshot-view model."""
-    row = screen_row_from_game_state(state, **kwargs)
-    filled = {**model.medians, **{k: v for k, v in row.items() if v is not None}}
-    return float(model.predict(pd.DataFrame([filled]))[0])
+    return p_side_wins_many(model, [state], **kwargs)[0]
+
+
+def p_side_wins_many(model: ScreenWinProbModel, states: list, **kwargs) -> list[float]:
+    """`p_side_wins` for many screenshots in one prediction (a frame at a time, the features' DataFrame is most of
+    the cost: 15 ms a frame, 3 of an evaluation's 5 seconds)."""
+    if not states:
+        return []
+    rows = [screen_row_from_game_state(state, **kwargs) for state in states]
+    filled = [{**model.medians, **{k: v for k, v in row.items() if v is not None}} for row in rows]
+    return [float(p) for p in model.predict(pd.DataFrame(filled))]
 
 
 def missing_fields(model, row: dict) -> list[str]:

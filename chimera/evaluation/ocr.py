@@ -34,23 +34,28 @@ class OcrConfig:
     vitals_order: tuple = DEFAULT_VITALS_ORDER
     min_confidence: float = 0.9          # the hybrid takes OCR's value only at or above this
     threads: int = -1                    # onnxruntime intra-op threads (-1: one per core); 1 in worker processes
+    det_min_side: int | None = 256       # the detector scales a crop's shorter side to this; None: RapidOCR's 736,
+    # which blows a 140-pixel HUD strip up 5x: 8x slower, and no better on the eval or the real frames (BENCHMARKS.md)
 
 
-@lru_cache(maxsize=1)
-def engine(threads: int = -1):
+@lru_cache(maxsize=2)
+def engine(threads: int = -1, det_min_side: int | None = None):
     """The RapidOCR engine (loads three ONNX models once, about a second); `threads`: onnxruntime's intra-op threads
-    (-1: its default, one per core)."""
+    (-1: its default, one per core); `det_min_side`: the detector's input scales its shorter side to this (None:
+    RapidOCR's default, 736)."""
     from rapidocr_onnxruntime import RapidOCR
 
-    return RapidOCR(intra_op_num_threads=threads) if threads > 0 else RapidOCR()
+    settings = {**({"intra_op_num_threads": threads} if threads > 0 else {}),
+                **({"det_limit_side_len": det_min_side} if det_min_side else {})}
+    return RapidOCR(**settings)
 
 
-def read_text(image: Image.Image, threads: int = -1) -> list[tuple[str, float, float]]:
+def read_text(image: Image.Image, threads: int = -1, det_min_side: int | None = None) -> list[tuple[str, float, float]]:
     """Every text line the engine finds: (text, confidence, left x), left to right."""
     if image.height < MIN_CROP_HEIGHT:
         factor = MIN_CROP_HEIGHT / max(1, image.height)
         image = image.resize((max(1, int(image.width * factor)), MIN_CROP_HEIGHT), Image.BICUBIC)
-    result, _ = engine(threads)(np.asarray(image.convert("RGB")))
+    result, _ = engine(threads, det_min_side)(np.asarray(image.convert("RGB")))
     lines = [(str(text), float(conf), float(min(x for x, _ in box))) for box, text, conf in (result or [])]
     return sorted(lines, key=lambda line: line[2])
 
@@ -76,11 +81,11 @@ def read_hud(image: Image.Image, config: OcrConfig | None = None) -> dict[str, d
     """{field: {"value": int | None, "confidence": float}} for player_money, player_armor, player_health."""
     config = config or OcrConfig()
     out = {name: {"value": None, "confidence": 0.0} for name in ("player_money", *config.vitals_order)}
-    money = _numbers(read_text(crop(image, config.regions["money"]), config.threads))
+    money = _numbers(read_text(crop(image, config.regions["money"]), config.threads, config.det_min_side))
     if money:
         value, conf = max(money, key=lambda m: (m[0] % 50 == 0, m[1]))  # HUD money is a multiple of 50
         out["player_money"] = {"value": value, "confidence": conf}
-    vitals = _numbers(read_text(crop(image, config.regions["vitals"]), config.threads))
+    vitals = _numbers(read_text(crop(image, config.regions["vitals"]), config.threads, config.det_min_side))
     vitals = [(v, c) for v, c in vitals if v <= 100]
     # right-aligned: the rightmost number is health in both layouts, and the small armor number (CS2 draws it
     # inside the shield icon) is the one the engine misses, so a lone number is health
@@ -114,4 +119,5 @@ def ocr_config(params: dict | None) -> OcrConfig:
     params = params or {}
     return OcrConfig(regions={k: tuple(v) for k, v in params.get("regions", DEFAULT_REGIONS).items()},
                      vitals_order=tuple(params.get("vitals_order", DEFAULT_VITALS_ORDER)),
-                     min_confidence=params.get("min_confidence", OcrConfig.min_confidence))
+                     min_confidence=params.get("min_confidence", OcrConfig.min_confidence),
+                     det_min_side=params.get("det_min_side", OcrConfig.det_min_side))

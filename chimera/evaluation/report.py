@@ -472,33 +472,57 @@ def reward_change(per_step: list[float], window: int) -> dict:
     return {"diff": diff, "ci": [float(low), float(high)], "verdict": verdict}
 
 
+def paired_verdict(paired: dict | None) -> str | None:
+    """The verdict on a prompt's weighted reward at its last step against its first (grpo.paired_reward_change)."""
+    entry = (paired or {}).get("reward") or {}
+    if not entry.get("ci"):
+        return None
+    low, high = entry["ci"]
+    return ("raised its reward" if low > 0 else "lowered its reward" if high < 0
+            else "did not move its reward beyond the prompts' own spread")
+
+
 def grpo_lines(grpo: dict | None) -> list[str]:
-    """E's rewards over its first and last steps, and whether GRPO moved the weighted reward beyond its step-to-step
-    noise (the eval rows above say what it changed)."""
+    """E's rewards over its first and last steps, whether GRPO moved the weighted reward beyond its step-to-step
+    noise, and the same on the same prompts (each prompt's last step against its first, paired), which takes out
+    how hard a step's prompts were (the eval rows above say what it changed)."""
     if not grpo:
         return []
     from chimera.training.rewards import REWARDS
 
     signals = ["reward", *(fn.__name__ for fn in REWARDS)]  # the weighted total, then each signal in params order
     lines = ["", "E (GRPO after SFT, sampling inside the schema): mean reward over its first and last steps "
-             "(weighted total, then each signal; `dvc plots show` has every step), and the weighted reward's change "
-             "with its 95% interval over steps (Welch).", "",
+             "(weighted total, then each signal; `dvc plots show` has every step), the weighted reward's change "
+             "with its 95% interval over steps (Welch), and its change on the same prompts: each prompt's mean "
+             "reward at the last step that drew it minus the first, with a 95% t-interval over prompts.", "",
              "| E | from | steps averaged | " + " | ".join(s.replace("_reward", "") for s in signals)
-             + " | reward change [95%] |", "|" + "---|" * (len(signals) + 4)]
+             + " | reward change [95%] | same prompts: change [95%] |", "|" + "---|" * (len(signals) + 5)]
     verdicts = []
     for key, e in grpo.items():
         w = e["rewards"]
         cells = [f"{w['first'].get(s, float('nan')):.3f} -> {w['last'].get(s, float('nan')):.3f}" for s in signals]
         change = reward_change(e["per_step"], w["window"]) if e.get("per_step") else None
+        said = []
         if change and change["ci"]:
             low, high = change["ci"]
             cells.append(f"{change['diff']:+.3f} [{low:+.3f}, {high:+.3f}]")
-            verdicts.append(f"{e['label']}: {change['verdict']}")
+            said.append(change["verdict"])
         else:
             cells.append("-")
+        paired = e.get("paired") or {}
+        same = paired_verdict(paired)
+        if same:
+            entry = paired["reward"]
+            cells.append(f"{entry['change']:+.3f} [{entry['ci'][0]:+.3f}, {entry['ci'][1]:+.3f}] "
+                         f"({paired['prompts']} prompts)")
+            said.append(f"on the same prompts, {same}")
+        else:
+            cells.append("-")
+        if said:
+            verdicts.append(f"{e['label']}: {'; '.join(said)}")
         lines.append(f"| {e['label']} (seed {e['seed']}) | {e['from']} | {w['window']} | " + " | ".join(cells) + " |")
     if verdicts:
-        lines += ["", "; ".join(verdicts) + "."]
+        lines += ["", ". ".join(verdicts) + "."]
     return lines
 
 

@@ -11,6 +11,7 @@ learn from. Constrained, every sample parses and the rewards compare what the sa
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -70,7 +71,8 @@ def grpo_dataset(examples: list[tuple[str, dict, float | None]], view=None):
                    for _ in rows],
         "images": [view.images(image) for _, image in rows],
         "label": [json.dumps(label) for (_, label, _), _ in rows],
-        "p_win": [p for (_, _, p), _ in rows]})
+        "p_win": [p for (_, _, p), _ in rows],
+        "example": list(range(len(rows)))})  # which prompt a completion answers (RewardLog pairs a prompt's visits)
 
 
 def reward_windows(history: list[dict], window: int | None = None) -> dict:
@@ -85,6 +87,81 @@ def reward_windows(history: list[dict], window: int | None = None) -> dict:
                 for k in keys if rows and all(k in h for h in rows)}
 
     return {"window": window, "first": mean(steps[:window]), "last": mean(steps[-window:])}
+
+
+class RewardLog:
+    """Every completion's reward from each signal, with its step and its prompt (the dataset's `example` column),
+    appended to a JSON lines file as trl scores them. A step's mean reward depends on which prompts it drew as much as
+    on the model; a prompt met again later, against itself, does not (`paired_reward_change`)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def keep_before(self, step: int) -> None:
+        """A run resumed at `step` scores its later steps again: their rows from before the crash go."""
+        rows = [r for r in self.rows() if r["step"] < step]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def rows(self) -> list[dict]:
+        if not self.path.is_file():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def wrap(self, reward_fn):
+        """`reward_fn` as trl calls it, its values written down; trl passes its state (the step) with the columns."""
+
+        @functools.wraps(reward_fn)  # the name trl logs the signal under stays the function's own
+        def logged(completions, **row):
+            values = reward_fn(completions, **row)
+            state, examples = row.get("trainer_state"), row.get("example")
+            if state is not None and examples is not None:
+                with open(self.path, "a") as f:
+                    f.write(json.dumps({"step": state.global_step, "signal": reward_fn.__name__,
+                                        "example": list(examples), "value": [float(v) for v in values]}) + "\n")
+            return values
+
+        return logged
+
+
+def paired_reward_change(rows: list[dict], weights: list[float]) -> dict:
+    """Each prompt's mean reward over its completions at the first step that drew it against the last (prompts drawn
+    at two steps or more): the mean of the differences with a 95% t-interval over prompts, for the weighted reward
+    and each signal. Pairing takes out how hard a step's prompts were, which a comparison of steps leaves in."""
+    from collections import defaultdict
+
+    from scipy import stats
+
+    names = [fn.__name__ for fn in REWARDS]
+    visits = defaultdict(lambda: defaultdict(list))  # (example, step) -> signal -> its completions' values
+    for row in rows:
+        for example, value in zip(row["example"], row["value"]):
+            visits[(example, row["step"])][row["signal"]].append(value)
+    steps_of = defaultdict(set)
+    for (example, step), scored in visits.items():
+        if all(scored.get(name) for name in names):  # a step cut short by a crash scored only some signals
+            steps_of[example].add(step)
+    pairs = {example: (min(steps), max(steps)) for example, steps in steps_of.items() if len(steps) > 1}
+
+    def mean_of(example, step, signal):
+        if signal == "reward":  # trl's weighted sum, per completion and so of the means
+            return sum(w * mean_of(example, step, name) for w, name in zip(weights, names))
+        values = visits[(example, step)][signal]
+        return sum(values) / len(values)
+
+    out = {"prompts": len(pairs)}
+    for signal in ["reward", *names]:
+        first = [mean_of(e, a, signal) for e, (a, _) in pairs.items()]
+        last = [mean_of(e, b, signal) for e, (_, b) in pairs.items()]
+        diffs = [y - x for x, y in zip(first, last)]
+        entry = {"first": None, "last": None, "change": None, "ci": None}
+        if diffs:
+            entry.update(first=sum(first) / len(first), last=sum(last) / len(last), change=sum(diffs) / len(diffs))
+        if len(set(diffs)) > 1:
+            low, high = stats.ttest_1samp(diffs, 0.0).confidence_interval(0.95)
+            entry["ci"] = [float(low), float(high)]
+        out[signal] = entry
+    return out
 
 
 def constrain_generation(model, tokenizer) -> None:
@@ -130,13 +207,16 @@ def train_grpo(cfg: GRPORunConfig, dataset, callbacks=(), resume: bool | None = 
     peft_model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                                                   target_modules=cfg.target_modules, modules_to_save=cfg.modules_to_save,
                                                   task_type="CAUSAL_LM"))
-    trainer = GRPOTrainer(model=peft_model, reward_funcs=REWARDS, args=args, train_dataset=dataset,
+    reward_log = RewardLog(Path(cfg.checkpoint_dir or cfg.output_dir) / "reward_log.jsonl")
+    trainer = GRPOTrainer(model=peft_model, reward_funcs=[reward_log.wrap(fn) for fn in REWARDS], args=args,
+                          train_dataset=dataset,
                           processing_class=processor,
                           callbacks=[*dvclive_callbacks(cfg.dvclive_dir), *callbacks])
     if cfg.constrained:
         constrain_generation(trainer.model, processor.tokenizer)
     start = time.perf_counter()
     checkpoint = resume_point(cfg, resume)
+    reward_log.keep_before(int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else 0)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - start
     history = trainer.state.log_history
@@ -144,6 +224,10 @@ def train_grpo(cfg: GRPORunConfig, dataset, callbacks=(), resume: bool | None = 
                for fn in REWARDS}
     final = Path(cfg.output_dir) / "final_model"
     trainer.model.save_pretrained(final / "adapter")
+    log_rows = reward_log.rows()
+    kept_log = Path(cfg.output_dir) / "reward_log.jsonl"  # the run's own record, beside its model
+    if reward_log.path != kept_log:
+        kept_log.write_text(reward_log.path.read_text() if reward_log.path.is_file() else "")
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     if cfg.merge:
         merge_and_save(trainer.model, processor, final / "merged_16bit")
@@ -156,6 +240,7 @@ def train_grpo(cfg: GRPORunConfig, dataset, callbacks=(), resume: bool | None = 
                "reward_first_last": {k: (v[0], v[-1]) if v else None for k, v in rewards.items()},
                "reward_per_step": [round(h["reward"], 4) for h in history if "reward" in h],
                "reward_windows": reward_windows(history),
+               "reward_paired": paired_reward_change(log_rows, cfg.reward_weights),
                "config": asdict(cfg)}
     (Path(cfg.output_dir) / "train_summary.json").write_text(json.dumps(summary, indent=2))
     return summary
