@@ -289,6 +289,14 @@ DECODING_LIMITS = {"text_chars": {"situation_summary": 240, "primary_action": 16
 _PLAIN_TEXT = r"^[ !#-\[\]-~]*$"
 
 
+def numeric_range(name: str) -> tuple[float | None, float | None]:
+    """A game_state number's bounds as GameState declares them (ge, le); None where it declares none."""
+    low = high = None
+    for constraint in GameState.model_fields[name].metadata:
+        low, high = getattr(constraint, "ge", low), getattr(constraint, "le", high)
+    return low, high
+
+
 def decoding_json_schema() -> dict[str, Any]:
     """`analysis_json_schema()` as constrained decoding takes it: every field required (written, null allowed),
     canonical weapon and grammar names as enums, strings and lists bounded, compact separators (to_json's)."""

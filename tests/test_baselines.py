@@ -75,6 +75,22 @@ def test_ocr_detector_input_size_comes_from_params(monkeypatch):
     assert engine(1, None).text_det.limit_side_len == 736  # None: RapidOCR's own
 
 
+def test_ocr_drops_a_money_reading_the_schema_cannot_hold():
+    """A misread "$73050" (more than the schema's 65,535) is no reading: the hybrid would put it into an Analysis
+    that cannot validate (it crashed the pipeline once). "$7350" in the same place is read."""
+    from PIL import Image, ImageDraw
+
+    from chimera.screens.hud import _font
+
+    def money_strip(text):
+        image = Image.new("RGB", (1280, 720), (40, 40, 40))
+        ImageDraw.Draw(image).text((20, 650), text, font=_font("DejaVuSans-Bold.ttf", 40), fill=(255, 255, 255))
+        return image
+
+    assert read_hud(money_strip("$7350"))["player_money"]["value"] == 7350
+    assert read_hud(money_strip("$73050"))["player_money"] == {"value": None, "confidence": 0.0}
+
+
 def test_ocr_reads_the_numbers_the_schema_has_no_field_for():
     """Ammo, round timer and score: read from their fixed regions (scored in bench/bench_ocr.py)."""
     from chimera.evaluation.ocr import read_hud_extras

@@ -71,6 +71,14 @@ def _numbers(lines: list[tuple[str, float, float]]) -> list[tuple[int, float]]:
     return out
 
 
+def _in_range(name: str, value: int) -> bool:
+    """A number the game_state can hold in that field (the schema's bounds): anything else is a misreading."""
+    from chimera.schema import numeric_range
+
+    low, high = numeric_range(name)
+    return (low is None or value >= low) and (high is None or value <= high)
+
+
 def crop(image: Image.Image, region) -> Image.Image:
     x0, y0, x1, y1 = region
     w, h = image.size
@@ -82,11 +90,12 @@ def read_hud(image: Image.Image, config: OcrConfig | None = None) -> dict[str, d
     config = config or OcrConfig()
     out = {name: {"value": None, "confidence": 0.0} for name in ("player_money", *config.vitals_order)}
     money = _numbers(read_text(crop(image, config.regions["money"]), config.threads, config.det_min_side))
+    money = [(v, c) for v, c in money if _in_range("player_money", v)]  # "$7305" and a stray "0" is no money
     if money:
         value, conf = max(money, key=lambda m: (m[0] % 50 == 0, m[1]))  # HUD money is a multiple of 50
         out["player_money"] = {"value": value, "confidence": conf}
     vitals = _numbers(read_text(crop(image, config.regions["vitals"]), config.threads, config.det_min_side))
-    vitals = [(v, c) for v, c in vitals if v <= 100]
+    vitals = [(v, c) for v, c in vitals if _in_range("player_health", v)]  # armor and health share 0-100
     # right-aligned: the rightmost number is health in both layouts, and the small armor number (CS2 draws it
     # inside the shield icon) is the one the engine misses, so a lone number is health
     for name, (value, conf) in zip(reversed(config.vitals_order), reversed(vitals)):
