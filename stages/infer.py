@@ -32,6 +32,7 @@ name, path = sys.argv[1], sys.argv[2]
 p, mp = params("infer"), params("model")
 torch.manual_seed(params()["seed"])
 config = ModelConfig.from_params(mp, name=path)
+model, processor = load_model(config)
 splits = read_parquet("data/labeled/splits.parquet")
 frames = splits[splits.split == p["split"]]
 runs = [(p["constrained"], f"data/predictions/{name}", f"data/predictions/{name}.parquet", frames)]
@@ -52,7 +53,6 @@ if p["workers"] > 1:  # the workers decode every run (one start each), then each
               unit="frame") as bar:
         predict_in_workers(asdict(config), name, work, p["workers"], model_id, settings, PREDICTIONS_CACHE,
                            progress=bar.update)
-model, processor = load_model(config)  # after the workers (2.4 s): each run below finds their frames cached
 for constrained, out, table, todo in runs:
     backend = LocalBackend(model, processor, name, **backend_kwargs(constrained))
     with tqdm(total=len(todo), desc=f"infer {name}{'' if constrained else ' (unconstrained)'}", unit="frame") as bar:
