@@ -62,8 +62,8 @@ def shots_of(stage: str) -> int | None:
 
 
 def minutes(td: timedelta | float) -> str:
-    s = td.total_seconds() if isinstance(td, timedelta) else td
-    return f"{int(s // 60)} min {int(round(s % 60)):02d} s"
+    s = round(td.total_seconds() if isinstance(td, timedelta) else td)
+    return f"{s // 60} min {s % 60:02d} s"
 
 
 def main() -> None:

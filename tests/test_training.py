@@ -259,7 +259,7 @@ def test_grpo_saves_checkpoints_and_resumes_after_a_crash(tiny, tmp_path, screen
         (step, fn.__name__) for step in (0, 1) for fn in REWARDS)
 
 
-def _log_rows(values: dict[tuple[int, int], float], weights=None) -> list[dict]:
+def _log_rows(values: dict[tuple[int, int], float]) -> list[dict]:
     """RewardLog rows: {(step, example): reward} for every signal alike, two completions per prompt (0.01 apart)."""
     rows = []
     for step in sorted({s for s, _ in values}):

@@ -526,8 +526,8 @@ def p_side_wins(model: ScreenWinProbModel, state, **kwargs) -> float:
 
 
 def p_side_wins_many(model: ScreenWinProbModel, states: list, **kwargs) -> list[float]:
-    """`p_side_wins` for many screenshots in one prediction (a frame at a time, the features' DataFrame is most of
-    the cost: 15 ms a frame, 3 of an evaluation's 5 seconds)."""
+    """`p_side_wins` for many screenshots in one prediction: a DataFrame of features per frame was most of an
+    evaluation's time (stages/evaluate.py 4.8 s -> 2.6 s, BENCHMARKS.md)."""
     if not states:
         return []
     rows = [screen_row_from_game_state(state, **kwargs) for state in states]

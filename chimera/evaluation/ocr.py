@@ -20,6 +20,8 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image
 
+from chimera.schema import numeric_range
+
 DEFAULT_REGIONS = {"money": (0.0, 0.87, 0.20, 1.0), "vitals": (0.24, 0.87, 0.56, 1.0)}
 DEFAULT_VITALS_ORDER = ("player_armor", "player_health")
 REAL_CS2_REGIONS = {"money": (0.0, 0.87, 0.20, 1.0), "vitals": (0.27, 0.88, 0.40, 1.0)}
@@ -35,7 +37,7 @@ class OcrConfig:
     min_confidence: float = 0.9          # the hybrid takes OCR's value only at or above this
     threads: int = -1                    # onnxruntime intra-op threads (-1: one per core); 1 in worker processes
     det_min_side: int | None = 256       # the detector scales a crop's shorter side to this; None: RapidOCR's 736,
-    # which blows a 140-pixel HUD strip up 5x: 8x slower, and no better on the eval or the real frames (BENCHMARKS.md)
+    # which blows a 141-pixel HUD strip up 5x: the baseline stage took 2 min 33 s there, 23 s here (BENCHMARKS.md)
 
 
 @lru_cache(maxsize=2)
@@ -73,8 +75,6 @@ def _numbers(lines: list[tuple[str, float, float]]) -> list[tuple[int, float]]:
 
 def _in_range(name: str, value: int) -> bool:
     """A number the game_state can hold in that field (the schema's bounds): anything else is a misreading."""
-    from chimera.schema import numeric_range
-
     low, high = numeric_range(name)
     return (low is None or value >= low) and (high is None or value <= high)
 

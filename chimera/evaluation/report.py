@@ -467,9 +467,13 @@ def reward_change(per_step: list[float], window: int) -> dict:
     if window < 2:
         return {"diff": diff, "ci": None, "verdict": "too few steps to tell"}
     low, high = stats.ttest_ind(last, first, equal_var=False).confidence_interval(0.95)
-    verdict = ("raised its reward" if low > 0 else "lowered its reward" if high < 0
-               else "did not move its reward beyond step-to-step noise")
-    return {"diff": diff, "ci": [float(low), float(high)], "verdict": verdict}
+    return {"diff": diff, "ci": [float(low), float(high)], "verdict": _moved(low, high, "step-to-step noise")}
+
+
+def _moved(low: float, high: float, noise: str) -> str:
+    """What a 95% interval of a reward change says: up, down, or not beyond `noise`."""
+    return ("raised its reward" if low > 0 else "lowered its reward" if high < 0
+            else f"did not move its reward beyond {noise}")
 
 
 def paired_verdict(paired: dict | None) -> str | None:
@@ -477,9 +481,7 @@ def paired_verdict(paired: dict | None) -> str | None:
     entry = (paired or {}).get("reward") or {}
     if not entry.get("ci"):
         return None
-    low, high = entry["ci"]
-    return ("raised its reward" if low > 0 else "lowered its reward" if high < 0
-            else "did not move its reward beyond the prompts' own spread")
+    return _moved(*entry["ci"], "the prompts' own spread")
 
 
 def grpo_lines(grpo: dict | None) -> list[str]:

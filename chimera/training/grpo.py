@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -227,7 +228,7 @@ def train_grpo(cfg: GRPORunConfig, dataset, callbacks=(), resume: bool | None = 
     log_rows = reward_log.rows()
     kept_log = Path(cfg.output_dir) / "reward_log.jsonl"  # the run's own record, beside its model
     if reward_log.path != kept_log:
-        kept_log.write_text(reward_log.path.read_text() if reward_log.path.is_file() else "")
+        shutil.copyfile(reward_log.path, kept_log)  # keep_before wrote it before training
     trainable = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
     if cfg.merge:
         merge_and_save(trainer.model, processor, final / "merged_16bit")
