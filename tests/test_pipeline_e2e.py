@@ -126,7 +126,11 @@ def test_dvc_repro_runs_every_stage_offline_and_a_second_repro_is_a_noop(tmp_pat
     assert (repo / "models" / "sft" / "pretrain_strategy-6-0" / "final_model" / "merged_16bit" / "config.json").exists()
     assert (repo / "dvclive" / "sft" / "perception-6-0" / "metrics.json").exists()
     assert json.loads((repo / "metrics" / "train" / "sft" / "perception-6-0.json").read_text())["final_val_loss"] is not None
-    assert json.loads((repo / "metrics" / "winprob.json").read_text())["beats_baseline"]
+    winprob = json.loads((repo / "metrics" / "winprob.json").read_text())
+    assert winprob["beats_baseline"]
+    floor = winprob["ece_floor"]["overall"]  # the ECE target beside what a perfectly calibrated model scores here
+    assert floor["rounds"] <= floor["rows"] == winprob["snapshots"] and 0 < floor["mean"] < 0.5
+    assert f"would show ECE {floor['mean']:.3f} on average" in (repo / "metrics" / "report.md").read_text()
     import pandas as pd
 
     manifest = pd.read_parquet(repo / "data" / "frames" / "synthetic.parquet")

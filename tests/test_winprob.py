@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from chimera.cli import app
 from chimera.demos.cs2df import load_cs2df
 from chimera.demos.snapshots import build_snapshots
-from chimera.demos.winprob import (BUY_MOMENT, Candidate, WinProbConfig, candidate_grid, grouped_folds, nested_cv,
+from chimera.demos.winprob import (BUY_MOMENT, Candidate, WinProbConfig, candidate_grid, ece_floor, grouped_folds, nested_cv,
                                    p_side_wins, p_side_wins_many, predict_ct_win, round_weights, score, screen_rows, select,
                                    team_features, train_screen_view, train_team_view)
 from chimera.io import save_joblib
@@ -82,6 +82,22 @@ def test_score_equals_sklearns_metrics(rows):
     idx = np.clip(np.digitize(clipped, edges[1:-1]), 0, 9)
     ece = sum((idx == b).mean() * abs(y[idx == b].mean() - clipped[idx == b].mean()) for b in range(10) if (idx == b).any())
     assert got["ece"] == pytest.approx(ece, abs=1e-12)
+
+
+def test_ece_floor_draws_one_outcome_per_round():
+    """At p = 0.5 everywhere the 10-bin ECE is |mean y - 0.5|. With R equal rounds sharing their outcome, mean y is
+    Binomial(R, 1/2) / R, so the floor's mean is E|K/R - 1/2| exactly, however many rows a round has."""
+    from math import comb
+
+    R, rows_per_round = 10, 7
+    rounds = np.repeat(np.arange(R), rows_per_round)
+    floor = ece_floor(np.full(len(rounds), 0.5), rounds, target=0.04, n=4000, seed=1)
+    exact = sum(comb(R, k) / 2 ** R * abs(k / R - 0.5) for k in range(R + 1))
+    assert floor["rounds"] == R and floor["rows"] == R * rows_per_round
+    assert floor["mean"] == pytest.approx(exact, abs=0.01)   # 0.123; one draw per row would give about 0.048
+    assert floor["share_meeting_target"] == pytest.approx(comb(R, 5) / 2 ** R, abs=0.03)  # only K = 5 is within 0.04
+    # the more rounds, the lower the floor: the same rows as their own rounds
+    assert ece_floor(np.full(len(rounds), 0.5), np.arange(len(rounds)), 0.04, n=2000)["mean"] < floor["mean"] / 2
 
 
 def test_selection_in_two_processes_chooses_and_scores_as_one():

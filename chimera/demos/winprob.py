@@ -285,6 +285,20 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
     return float(gap.sum() / len(y))  # sum over bins of (share of rows) x |mean y - mean p|: count cancels
 
 
+def ece_floor(p, rounds, target: float, n: int = 1000, seed: int = 0) -> dict:
+    """The ECE that a perfectly calibrated model with these predictions would show on these rows: outcomes drawn from
+    the predictions themselves, one uniform draw per round (y = u_round < p), since a round has one outcome for all
+    its snapshots. On 222 rounds the 10-bin ECE of a perfect model is far from 0; a target below this is noise."""
+    p = np.asarray(p, dtype=float)
+    codes = pd.factorize(pd.Series(rounds).astype(str))[0]
+    rng = np.random.default_rng(seed)
+    draws = np.array([expected_calibration_error((rng.random(codes.max() + 1)[codes] < p).astype(float), p)
+                      for _ in range(n)])
+    return {"mean": float(draws.mean()), "ci95": [float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))],
+            "target": target, "share_meeting_target": float((draws <= target).mean()),
+            "rounds": int(codes.max() + 1), "rows": int(len(p)), "draws": n}
+
+
 def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
     """ROC AUC as the Mann-Whitney statistic with average ranks for ties: sklearn's roc_auc_score, without its
     input checks (the bootstrap calls it thousands of times)."""

@@ -450,6 +450,10 @@ def winprob_lines(w: dict | None) -> list[str]:
     lines += ["", "Targets (issue 17): " + ", ".join(f"{k} {w['targets'][k][0]}: {'met' if v else 'not met'}"
                                                     for k, v in met.items())
               + (f"; the buy-time ECE is {buy['chosen']['ece']:.3f}." if buy else ".")]
+    for name, f in sorted((w.get("ece_floor") or {}).items(), key=lambda kv: kv[0] != "overall"):
+        lines.append(f"ECE floor ({name}): a perfectly calibrated model with these predictions, outcomes drawn once per "
+                     f"round ({f['rounds']} rounds), would show ECE {f['mean']:.3f} on average [{f['ci95'][0]:.3f}, "
+                     f"{f['ci95'][1]:.3f}] and meet the {f['target']} target in {f['share_meeting_target']:.0%} of draws.")
     if not w.get("beats_plain_logreg"):
         lines.append("The nested selection does not beat the plain 8-feature logistic regression on these matches: "
                      f"it chose {', '.join(sorted(set(f['chosen'] for f in team['chosen_per_fold'])))} in the outer folds.")
