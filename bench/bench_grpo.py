@@ -30,6 +30,7 @@ parser.add_argument("--temperature", type=float, default=0.7)
 parser.add_argument("--batch-size", type=int, default=16, help="completions per step")
 parser.add_argument("--examples", type=int, default=32)
 parser.add_argument("--block", type=int, default=10, help="steps per printed mean")
+parser.add_argument("--iterations", type=int, default=1, help="optimizer steps on each batch of samples (mu)")
 parser.add_argument("--free", action="store_true", help="sample without the decoding schema")
 args = parser.parse_args()
 
@@ -52,6 +53,7 @@ with tempfile.TemporaryDirectory() as out:
                         per_device_train_batch_size=args.batch_size, num_generations=p["grpo"]["num_generations"],
                         max_completion_length=p["grpo"]["max_completion_length"], temperature=args.temperature,
                         reward_weights=p["grpo"]["reward_weights"], constrained=not args.free, merge=False, seed=0,
+                        num_iterations=args.iterations,
                         **{**lora_settings(p["train"]), "lora_dropout": 0.0}, **model_settings(p["model"]))
     summary = train_grpo(cfg, dataset, callbacks=[Keep()])
 steps = [h for h in history if "reward" in h]
@@ -62,3 +64,7 @@ for start in range(0, len(steps), args.block):
 change = reward_change(summary["reward_per_step"], summary["reward_windows"]["window"])  # the report's verdict
 print(f"{summary['seconds_per_step']:.2f} s/step; windows {json.dumps(summary['reward_windows'])}; reward change "
       f"{change['diff']:+.3f} [{change['ci'][0]:+.3f}, {change['ci'][1]:+.3f}] ({change['verdict']})")
+paired = summary["reward_paired"]
+print(f"paired over {paired['prompts']} prompts (last visit minus first): " + ", ".join(
+    f"{k} {v['change']:+.3f}" + (f" [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]" if v["ci"] else "")
+    for k, v in paired.items() if isinstance(v, dict) and v["change"] is not None))

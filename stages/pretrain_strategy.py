@@ -15,7 +15,8 @@ from pathlib import Path
 from chimera.demos.strategy_dataset import STRATEGY_SYSTEM_PROMPT, control_targets
 from chimera.io import CHECKPOINT_CACHE, read_parquet, write_json
 from chimera.training.settings import lora_settings, model_settings
-from chimera.training.sft import SFTRunConfig, text_dataset, train
+from chimera.training.sft import SFTRunConfig, answer_dataset, train
+from chimera.vlm.models import ensure_local, load_processor
 
 p, seed, model = params("pretrain_strategy"), params()["seed"], params("model")
 arm = sys.argv[1] if len(sys.argv) > 1 else "strategy"
@@ -28,9 +29,11 @@ val = read_parquet("data/processed/strategy/val.parquet").sample(frac=1.0, rando
 completions = rows.completion.tolist()
 if arm == "control":  # each prompt gets another example's target: same text, no link to the state
     completions = control_targets(completions, seed)
-dataset = text_dataset(list(zip(rows.prompt, completions)), STRATEGY_SYSTEM_PROMPT)
-val_dataset = text_dataset(list(zip(val.prompt, val.completion)), STRATEGY_SYSTEM_PROMPT)
-cfg = SFTRunConfig(base_model=params("perception")["out"],  # the perceiving base (a redirect to the hub model on the 8B path)
+base = params("perception")["out"]  # the perceiving base (a redirect to the hub model on the 8B path)
+processor = load_processor(ensure_local(base))  # its chat template writes the prompt
+dataset = answer_dataset(processor, list(zip(rows.game_state, completions)), STRATEGY_SYSTEM_PROMPT)
+val_dataset = answer_dataset(processor, list(zip(val.game_state, val.completion)), STRATEGY_SYSTEM_PROMPT)
+cfg = SFTRunConfig(base_model=base,
                    output_dir=out, max_steps=p["max_steps"], learning_rate=p["learning_rate"],
                    per_device_train_batch_size=p["batch_size"], seed=seed, dvclive_dir=f"dvclive/{name}",
                    eval_steps=p["eval_steps"], checkpoint_dir=str(CHECKPOINT_CACHE / name),

@@ -11,7 +11,7 @@ from chimera.demos.cs2df import decode_series, load_cs2df
 from chimera.demos.snapshots import build_snapshots, moment_ticks, validate_snapshots, xvx_states
 from chimera.demos.strategy_dataset import build_examples, split_by_match, wilson, xvx_table
 from chimera.demos.winprob import grouped_folds
-from chimera.schema import parse_model_output
+from chimera.schema import Analysis, GameState, parse_model_output, to_json
 
 INFERNO = "sample-2026-02-09_de_inferno_Team_Vitality_13-8_FURIA.zip"
 
@@ -144,6 +144,15 @@ def test_strategy_examples_are_grounded_and_split_by_match():
     assert parse_model_output(json.dumps(obj)).ok
     row = snaps.iloc[0]
     assert f"{row.ct_alive}v{row.t_alive}" in first["analysis"]["situation_summary"]
+    # the state as the screenshot answer writes it, read from the snapshot: what the CT side's HUD shows
+    state = GameState.model_validate_json(examples.iloc[0].game_state)
+    assert examples.iloc[0].side == "CT"
+    assert (state.player_side, state.alive_teammates, state.alive_enemies) == ("CT", row.ct_alive - 1, row.t_alive)
+    # pretraining continues the answer after its game_state: together they are the screenshot answer's own text
+    answer = '{"game_state":' + examples.iloc[0].game_state + "," + examples.iloc[0].completion[1:]
+    parsed = json.loads(answer)
+    head = to_json(Analysis.model_validate({k: parsed[k] for k in ("game_state", "analysis", "advice")}))
+    assert answer.startswith(head[:-1] + ',"outcome":{')
 
 
 def test_xvx_table_with_wilson_intervals(inferno):

@@ -9,14 +9,14 @@ import torch
 from transformers import TrainerCallback
 
 from chimera.labeling.truth import truth_label
-from chimera.schema import Analysis, example_analysis, to_json
+from chimera.schema import Analysis, GameState, example_analysis, to_json
 from chimera.screens.hud import Style, extras_dict, png_bytes, render_frame, sample_state
 from chimera.training.grpo import GRPORunConfig, grpo_dataset, train_grpo
 from chimera.training.overfit import overfit
 from chimera.evaluation.metrics import consistency
 from chimera.training.rewards import (REWARDS, advice_reward, consistency_reward, format_reward, perception_reward,
                                       strategy_reward)
-from chimera.training.sft import (SFTRunConfig, dry_run, load_for_training, make_trainer, screen_dataset, text_dataset,
+from chimera.training.sft import (SFTRunConfig, dry_run, load_for_training, make_trainer, screen_dataset, answer_dataset,
                                   train)
 from chimera.vlm.backends import LocalBackend
 from chimera.vlm.models import ModelConfig, build_tiny_model, load_model
@@ -108,9 +108,10 @@ def test_text_pretraining_leaves_vision_bit_identical_and_merged_model_generates
     before, _ = load_model(ModelConfig(name=tiny))
     vision_before = {k: v.clone() for k, v in before.state_dict().items() if ".visual." in f".{k}"}
     assert vision_before, "the tiny model should have a vision tower"
-    examples = [(f"CT 3 alive vs T 2 alive, bomb planted A. Round {i}.", '{"economy_assessment": "full-buy"}')
-                for i in range(8)]
-    summary = train(cfg(tiny, tmp_path, max_steps=4), text_dataset(examples, "You are a CS2 analyst."))
+    examples = [(GameState(player_health=30 + i, alive_teammates=2, alive_enemies=2, bomb_status="planted").model_dump_json(),
+                 '{"analysis":{"economy_assessment":"full-buy"}}') for i in range(8)]
+    _, processor = load_model(ModelConfig(name=tiny))
+    summary = train(cfg(tiny, tmp_path, max_steps=4), answer_dataset(processor, examples, "You are a CS2 analyst."))
     assert summary["steps"] == 4 and summary["final_loss"] < summary["first_loss"]
 
     merged_path = tmp_path / "run" / "final_model" / "merged_16bit"
@@ -128,6 +129,24 @@ def test_text_pretraining_leaves_vision_bit_identical_and_merged_model_generates
     # the merged export loads through the same path as any model and generates
     prediction = LocalBackend(merged, processor, "merged", max_new_tokens=8, constrained=False).analyze([screens[0][:2]])[0]
     assert prediction.error is None and prediction.raw_text
+
+
+def test_strategy_pretraining_trains_what_follows_the_game_state_and_not_the_state(tiny, tmp_path):
+    """answer_dataset puts the game_state inside the prompt, as the answer the model writes for a screenshot begins:
+    trl's labels are the tokens after it (analysis, outcome, end of turn), never the state's own values."""
+    state = GameState(player_health=37, player_money=4150, alive_teammates=1, alive_enemies=3).model_dump_json()
+    rest = '{"analysis":{"economy_assessment":"half-buy"},"outcome":{"round_won":false}}'
+    model, processor = load_for_training(cfg(tiny, tmp_path))
+    trainer = make_trainer(cfg(tiny, tmp_path), model, processor, answer_dataset(processor, [(state, rest)] * 2, "Sys."))
+    row = trainer.train_dataset[0]
+    decode = processor.tokenizer.decode
+    trained = decode([t for t, label in zip(row["input_ids"], row["labels"]) if label != -100])
+    context = decode([t for t, label in zip(row["input_ids"], row["labels"]) if label == -100])
+    assert trained.endswith(rest[1:] + "<|im_end|>") and '"analysis"' in trained
+    assert "4150" not in trained and "37" not in trained  # the state is read, not learned
+    assert context.endswith('<|im_start|>assistant\n{"game_state":' + state[:-1])  # the boundary `},"` merges into one token
+    with pytest.raises(ValueError, match="one JSON object"):
+        answer_dataset(processor, [(state, '"analysis":{}')], "Sys.")
 
 
 def test_resume_continues_from_the_saved_step(tiny, tmp_path, screens):

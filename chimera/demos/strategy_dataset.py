@@ -1,4 +1,9 @@
-"""Strategy text dataset: a snapshot's state as text -> analysis + advice (schema vocabulary) + outcome.
+"""Strategy text dataset: a snapshot's state -> analysis + advice (schema vocabulary) + outcome.
+
+Each example keeps the state twice: `prompt`, everything the demo knows as prose (scores, team totals, time), and
+`game_state`, the part a HUD shows as the screenshot answer writes it. Pretraining (stages/pretrain_strategy.py)
+trains on `game_state` -> `completion` in the answer's own format, so the analysis it learns is the one the model
+writes after the game_state it read from a screenshot.
 
 Each snapshot yields one example per side (the CT view and the T view of the same moment), grounded in
 the out-of-fold win probability. Train/val are split by match (never one match on both sides), the
@@ -18,8 +23,8 @@ from chimera.schema import GameState
 from chimera.strategist import Context, analyse
 
 PHASE_OF_MOMENT = {"pre_round": "playing", "first_contact": "playing", "sampled": "playing", "post_plant": "post_plant"}
-STRATEGY_SYSTEM_PROMPT = ("You are Chimera, a Counter-Strike 2 analyst. Given the state of a round, answer with "
-                          "one JSON object holding analysis, advice and outcome.")
+STRATEGY_SYSTEM_PROMPT = ("You are Chimera, a Counter-Strike 2 analyst. Given what the player's HUD shows, go on with "
+                          "the JSON answer: analysis, advice and the round's outcome.")
 
 
 def _most_common(items) -> str | None:
@@ -83,7 +88,9 @@ def build_examples(snaps: pd.DataFrame) -> pd.DataFrame:
                                   "round_won": r["winner_side"] == side, "end_reason": r["end_reason"]}}
             rows.append({"match_id": r["match_id"], "map_name": r["map_name"], "round_num": r["round_num"],
                          "moment": r["moment"], "side": side, "won": int(r["winner_side"] == side),
-                         "prompt": state_text(pd.Series(r), side), "completion": json.dumps(target)})
+                         "prompt": state_text(pd.Series(r), side), "game_state": state.model_dump_json(),
+                         # compact, as the screenshot answer is written (schema.to_json): the same tokens follow
+                         "completion": json.dumps(target, separators=(",", ":"), ensure_ascii=False)})
     return pd.DataFrame(rows)
 
 

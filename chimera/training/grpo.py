@@ -37,6 +37,7 @@ class GRPORunConfig:
     max_completion_length: int = 384
     temperature: float = 1.0
     beta: float = 0.0
+    num_iterations: int = 1                   # optimizer steps on each batch of samples (trl's mu, clipped at epsilon)
     reward_weights: list[float] = field(default_factory=lambda: [0.05, 0.5, 0.1, 0.2, 0.15])
     lora_r: int = 16
     lora_alpha: int = 32
@@ -201,6 +202,7 @@ def train_grpo(cfg: GRPORunConfig, dataset, callbacks=(), resume: bool | None = 
         # a constrained answer always fits the schema's token bound: never cut it (chimera/vlm/constrained.py)
         max_completion_length=max(cfg.max_completion_length, decoding_token_bound()) if cfg.constrained
         else cfg.max_completion_length, temperature=cfg.temperature, beta=cfg.beta,
+        num_iterations=cfg.num_iterations,
         reward_weights=cfg.reward_weights, logging_steps=cfg.logging_steps, seed=cfg.seed, bf16=on_gpu,
         use_cpu=not on_gpu, gradient_checkpointing=cfg.gradient_checkpointing, report_to="none", save_strategy="steps",
         save_steps=cfg.save_steps, save_total_limit=2,

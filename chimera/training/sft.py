@@ -83,13 +83,21 @@ def screen_dataset(examples: list[tuple[str, dict]], view=None):
     return Dataset.from_dict(rows)
 
 
-def text_dataset(examples: list[tuple[str, str]], system_prompt: str):
-    """(prompt text, completion text) -> conversational prompt/completion without images."""
+def answer_dataset(processor, examples: list[tuple[str, str]], system_prompt: str):
+    """(game_state JSON, the answer's rest as a JSON object) -> text prompt/completion, no image, in the screenshot
+    answer's own format: the prompt ends inside the answer, after `{"game_state":{...},`, and the completion is what
+    follows (analysis, advice, ...). Trained this way, text learns what to write after a game_state, which is where
+    the model writes its analysis when it answers for a screenshot."""
     from datasets import Dataset
 
-    return Dataset.from_dict({
-        "prompt": [[{"role": "system", "content": system_prompt}, {"role": "user", "content": p}] for p, _ in examples],
-        "completion": [[{"role": "assistant", "content": c}] for _, c in examples]})
+    head = processor.apply_chat_template(
+        [{"role": "system", "content": [{"type": "text", "text": system_prompt}]},
+         {"role": "user", "content": [{"type": "text", "text": USER_PROMPT}]}], tokenize=False, add_generation_prompt=True)
+    for game_state, rest in examples:
+        if not (rest.startswith("{") and rest.endswith("}")):
+            raise ValueError(f"answer_dataset: the answer's rest must be one JSON object, got {rest[:60]!r}")
+    return Dataset.from_dict({"prompt": [head + '{"game_state":' + game_state + "," for game_state, _ in examples],
+                              "completion": [rest[1:] for _, rest in examples]})
 
 
 # --------------------------------------------------------------------------------------------------
