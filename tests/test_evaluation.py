@@ -316,7 +316,13 @@ def test_research_answers_c_over_b_and_d_non_inferiority_paired_over_seeds_and_f
     assert r["D_vs_B"]["answer"].startswith("D is non-inferior")
     assert r["C_vs_control"]["answer"].startswith("C = control")  # extra training alone explains it here
     frames, named = _grid_tables({"B": [0, 0], "C": [0.10, 0.10], "D": [-0.08, -0.08], "control": [0, 0]})
-    assert research_answers(frames, named, margin=0.05)["D_vs_B"]["answer"].startswith("D is not shown non-inferior")
+    below = research_answers(frames, named, margin=0.05)
+    assert below["D_vs_B"]["answer"].startswith("D is not shown non-inferior")
+    assert below["C_vs_control"]["answer"] == "C > control: the game knowledge helped"  # and C > B
+    # above a control that is itself below B, with C below B too: harm avoided, not knowledge gained
+    frames, named = _grid_tables({"B": [0, 0], "C": [-0.02, -0.02], "D": [-0.2, -0.2], "control": [-0.04, -0.04]})
+    assert research_answers(frames, named, margin=0.05)["C_vs_control"]["answer"].startswith(
+        "C > control, but C is not above B")
     text = "\n".join(research_lines(r))
     assert "same rule strategist" in text and "+10.0 pts" in text and "+10.0, +10.0" in text
     assert research_answers({"B-0": frames["B-0"]}, {"B": ["B-0"]}, 0.05) == {}

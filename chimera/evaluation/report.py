@@ -202,6 +202,16 @@ def labels_saved(frames: dict[str, pd.DataFrame], cells: dict[str, dict], refere
             "labels_saved": ref_shots - needed[0] if np.isfinite(needed[0]) else None}
 
 
+def control_answer(c_vs_control: str, c_vs_b: str) -> str:
+    """What C against the control says, given C against B: above a control that is itself below B, C shows that the
+    real text cost less than the shuffled one, not that game knowledge beat having no pretraining."""
+    if c_vs_control == "better":
+        return ("C > control: the game knowledge helped" if c_vs_b == "better" else
+                "C > control, but C is not above B: the shuffled text cost more than the real one, no gain over B")
+    return "C < control" if c_vs_control == "worse" else \
+        "C = control within the interval: no sign that game knowledge, rather than extra training, matters"
+
+
 def research_answers(frames: dict[str, pd.DataFrame], named: dict[str, list[str]], margin: float, seed: int = 0,
                      steps: str = "") -> dict:
     """The research plan's two questions, on game_state value accuracy (and the analysis accuracy beside it),
@@ -224,10 +234,7 @@ def research_answers(frames: dict[str, pd.DataFrame], named: dict[str, list[str]
                    "answer": (f"D is non-inferior to B (interval lower bound {lo:+.3f} > -{margin})"
                               if lo is not None and lo > -margin else
                               f"D is not shown non-inferior to B (interval lower bound {lo:+.3f} <= -{margin})")},
-        "C_vs_control": {**c_ctl, "answer": {"better": "C > control: the game knowledge helped",
-                                            "worse": "C < control"}.get(c_ctl["verdict"],
-                                                                       "C = control within the interval: no sign that "
-                                                                       "game knowledge, rather than extra training, matters")},
+        "C_vs_control": {**c_ctl, "answer": control_answer(c_ctl["verdict"], c_b["verdict"])},
         "control_vs_B": ctl_b,
         "named": named,
         "steps": steps,
