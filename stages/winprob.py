@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from chimera.demos.winprob import (BUY_MOMENT, FREEZE_END, MOMENT_NAMES, WinProbConfig, ece_floor,  # noqa: E402
-                                   reliability, train_screen_view, train_team_view)
+                                   reliability, round_ids, train_screen_view, train_team_view)
 from chimera.io import read_parquet, save_figure, save_joblib, write_csv, write_json, write_parquet  # noqa: E402
 
 p = params("winprob")
@@ -40,7 +40,7 @@ metrics = {
                 "ece_buy_time": [targets["ece_buy_time"], buy["ece"] <= targets["ece_buy_time"]]},
 }
 # what a perfectly calibrated model would score on these rounds: the ECE targets read against their noise
-rounds, fe = snaps.match_id.astype(str) + "/" + snaps.round_num.astype(str), (snaps.moment == FREEZE_END).to_numpy()
+rounds, fe = round_ids(snaps), (snaps.moment == FREEZE_END).to_numpy()
 metrics["ece_floor"] = {"overall": ece_floor(oof.p_ct_win, rounds, targets["ece"], seed=cfg.seed),
                         BUY_MOMENT: ece_floor(oof.p_buy_time[fe], rounds[fe], targets["ece_buy_time"], seed=cfg.seed)}
 snaps["p_ct_win"] = oof.p_ct_win

@@ -19,7 +19,7 @@ from chimera.training.rewards import (REWARDS, advice_reward, consistency_reward
 from chimera.training.sft import (SFTRunConfig, dry_run, load_for_training, make_trainer, screen_dataset, answer_dataset,
                                   train)
 from chimera.vlm.backends import LocalBackend
-from chimera.vlm.models import ModelConfig, build_tiny_model, load_model
+from chimera.vlm.models import ModelConfig, build_tiny_model, load_model, load_processor
 
 SMALL = {"max_pixels": 128 * 128, "min_pixels": 32 * 32}  # ~16 image tokens: fast on CPU
 
@@ -110,7 +110,7 @@ def test_text_pretraining_leaves_vision_bit_identical_and_merged_model_generates
     assert vision_before, "the tiny model should have a vision tower"
     examples = [(GameState(player_health=30 + i, alive_teammates=2, alive_enemies=2, bomb_status="planted").model_dump_json(),
                  '{"analysis":{"economy_assessment":"full-buy"}}') for i in range(8)]
-    _, processor = load_model(ModelConfig(name=tiny))
+    processor = load_processor(tiny)
     summary = train(cfg(tiny, tmp_path, max_steps=4), answer_dataset(processor, examples, "You are a CS2 analyst."))
     assert summary["steps"] == 4 and summary["final_loss"] < summary["first_loss"]
 

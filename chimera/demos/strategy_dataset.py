@@ -3,7 +3,9 @@
 Each example keeps the state twice: `prompt`, everything the demo knows as prose (scores, team totals, time), and
 `game_state`, the part a HUD shows as the screenshot answer writes it. Pretraining (stages/pretrain_strategy.py)
 trains on `game_state` -> `completion` in the answer's own format, so the analysis it learns is the one the model
-writes after the game_state it read from a screenshot.
+writes after the game_state it read from a screenshot. Known gap: the targets' importance (match point, pistol
+rounds) and outcome also use the score, round and time, which the HUD shows but GameState has no field for; the
+prompt does not carry them, so that part of a target is not in its input.
 
 Each snapshot yields one example per side (the CT view and the T view of the same moment), grounded in
 the out-of-fold win probability. Train/val are split by match (never one match on both sides), the

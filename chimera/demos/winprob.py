@@ -215,9 +215,15 @@ def candidate_grid(feature_sets, kinds, calibrations, logreg_C=(0.1, 1.0), gbm_d
     return out
 
 
+def round_ids(df: pd.DataFrame) -> np.ndarray:
+    """One integer per (match, round): the rows that share a round's one outcome."""
+    return df.groupby(["match_id", "round_num"]).ngroup().to_numpy()
+
+
 def round_weights(df: pd.DataFrame) -> np.ndarray:
     """1 / (rows of the row's round): each round weighs the same however densely it was sampled."""
-    return (1.0 / df.groupby(["match_id", "round_num"]).match_id.transform("size")).to_numpy(dtype=float)
+    ids = round_ids(df)
+    return 1.0 / np.bincount(ids)[ids].astype(float)
 
 
 def grouped_folds(groups: pd.Series, n_splits: int):
@@ -290,7 +296,7 @@ def ece_floor(p, rounds, target: float, n: int = 1000, seed: int = 0) -> dict:
     the predictions themselves, one uniform draw per round (y = u_round < p), since a round has one outcome for all
     its snapshots. On 222 rounds the 10-bin ECE of a perfect model is far from 0; a target below this is noise."""
     p = np.asarray(p, dtype=float)
-    codes = pd.factorize(pd.Series(rounds).astype(str))[0]
+    codes = pd.factorize(np.asarray(rounds))[0]  # round_ids(), or any labels of the rounds
     rng = np.random.default_rng(seed)
     draws = np.array([expected_calibration_error((rng.random(codes.max() + 1)[codes] < p).astype(float), p)
                       for _ in range(n)])
