@@ -60,13 +60,13 @@ def rule(models: list[str]) -> None:
 def probe(n: int) -> None:
     import torch
 
-    from chimera.demos.strategy_dataset import STRATEGY_SYSTEM_PROMPT
+    from chimera.demos.strategy_dataset import STRATEGY_SYSTEM_PROMPT, pretraining_examples
     from chimera.training.sft import answer_dataset
     from chimera.vlm.models import ModelConfig, load_model
 
     model, processor = load_model(ModelConfig(name="models/pretrain_strategy/final_model/merged_16bit"))
     val = read_parquet("data/processed/strategy/val.parquet").sample(frac=1.0, random_state=0).head(n)
-    data = answer_dataset(processor, list(zip(val.game_state, val.completion)), STRATEGY_SYSTEM_PROMPT)
+    data = answer_dataset(processor, pretraining_examples(val), STRATEGY_SYSTEM_PROMPT)
     hits, written = Counter(), Counter()
     for row, target in zip(data, val.completion):
         ids = processor.tokenizer(row["prompt"], return_tensors="pt")

@@ -12,7 +12,7 @@ from _common import log, params
 import sys
 from pathlib import Path
 
-from chimera.demos.strategy_dataset import STRATEGY_SYSTEM_PROMPT, control_targets
+from chimera.demos.strategy_dataset import STRATEGY_SYSTEM_PROMPT, control_targets, pretraining_examples
 from chimera.io import CHECKPOINT_CACHE, read_parquet, write_json
 from chimera.training.settings import lora_settings, model_settings
 from chimera.training.sft import SFTRunConfig, answer_dataset, train
@@ -31,8 +31,8 @@ if arm == "control":  # each prompt gets another example's target: same text, no
     completions = control_targets(completions, seed)
 base = params("perception")["out"]  # the perceiving base (a redirect to the hub model on the 8B path)
 processor = load_processor(ensure_local(base))  # its chat template writes the prompt
-dataset = answer_dataset(processor, list(zip(rows.game_state, completions)), STRATEGY_SYSTEM_PROMPT)
-val_dataset = answer_dataset(processor, list(zip(val.game_state, val.completion)), STRATEGY_SYSTEM_PROMPT)
+dataset = answer_dataset(processor, pretraining_examples(rows, completions), STRATEGY_SYSTEM_PROMPT)
+val_dataset = answer_dataset(processor, pretraining_examples(val), STRATEGY_SYSTEM_PROMPT)
 cfg = SFTRunConfig(base_model=base,
                    output_dir=out, max_steps=p["max_steps"], learning_rate=p["learning_rate"],
                    per_device_train_batch_size=p["batch_size"], seed=seed, dvclive_dir=f"dvclive/{name}",

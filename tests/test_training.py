@@ -3,6 +3,7 @@ merged export, GRPO reward logging, every reward on hand-made completions, and t
 
 import json
 import random
+import re
 
 import pytest
 import torch
@@ -108,7 +109,8 @@ def test_text_pretraining_leaves_vision_bit_identical_and_merged_model_generates
     before, _ = load_model(ModelConfig(name=tiny))
     vision_before = {k: v.clone() for k, v in before.state_dict().items() if ".visual." in f".{k}"}
     assert vision_before, "the tiny model should have a vision tower"
-    examples = [(GameState(player_health=30 + i, alive_teammates=2, alive_enemies=2, bomb_status="planted").model_dump_json(),
+    examples = [(f"Round {i + 2}, score CT 3 - T {i}.",
+                 GameState(player_health=30 + i, alive_teammates=2, alive_enemies=2, bomb_status="planted").model_dump_json(),
                  '{"analysis":{"economy_assessment":"full-buy"}}') for i in range(8)]
     processor = load_processor(tiny)
     summary = train(cfg(tiny, tmp_path, max_steps=4), answer_dataset(processor, examples, "You are a CS2 analyst."))
@@ -137,7 +139,9 @@ def test_strategy_pretraining_trains_what_follows_the_game_state_and_not_the_sta
     state = GameState(player_health=37, player_money=4150, alive_teammates=1, alive_enemies=3).model_dump_json()
     rest = '{"analysis":{"economy_assessment":"half-buy"},"outcome":{"round_won":false}}'
     model, processor = load_for_training(cfg(tiny, tmp_path))
-    trainer = make_trainer(cfg(tiny, tmp_path), model, processor, answer_dataset(processor, [(state, rest)] * 2, "Sys."))
+    prose = "Map de_inferno, round 7, score CT 4 - T 2."
+    trainer = make_trainer(cfg(tiny, tmp_path), model, processor,
+                           answer_dataset(processor, [(prose, state, rest)] * 2, "Sys."))
     row = trainer.train_dataset[0]
     decode = processor.tokenizer.decode
     trained = decode([t for t, label in zip(row["input_ids"], row["labels"]) if label != -100])
@@ -145,8 +149,36 @@ def test_strategy_pretraining_trains_what_follows_the_game_state_and_not_the_sta
     assert trained.endswith(rest[1:] + "<|im_end|>") and '"analysis"' in trained
     assert "4150" not in trained and "37" not in trained  # the state is read, not learned
     assert context.endswith('<|im_start|>assistant\n{"game_state":' + state[:-1])  # the boundary `},"` merges into one token
+    assert prose in context and "round 7" not in trained  # the user turn is read too, never learned
     with pytest.raises(ValueError, match="one JSON object"):
-        answer_dataset(processor, [(state, '"analysis":{}')], "Sys.")
+        answer_dataset(processor, [(prose, state, '"analysis":{}')], "Sys.")
+
+
+def test_strategy_targets_follow_from_their_pretraining_prompt(tiny):
+    """A label says only what its input shows: every strategy target's economy and round importance are recomputed
+    by the strategist's rules from the pretraining prompt alone (its game_state, and the round and score the prose
+    states). Pistol rounds and match points occur, so the round and the score are needed, not decoration."""
+    import numpy as np
+    from test_demos import _synthetic_snapshots
+
+    from chimera.demos.strategy_dataset import STRATEGY_SYSTEM_PROMPT, build_examples, pretraining_examples
+    from chimera.strategist import Context, economy, importance
+
+    snaps = _synthetic_snapshots(n_matches=2, rounds=24)
+    rng = np.random.default_rng(1)
+    snaps["ct_score"], snaps["t_score"] = rng.integers(0, 13, len(snaps)), rng.integers(0, 13, len(snaps))
+    snaps["p_ct_win"] = 0.5
+    data = answer_dataset(load_processor(tiny), pretraining_examples(build_examples(snaps)), STRATEGY_SYSTEM_PROMPT)
+    seen = set()
+    for prompt, completion in zip(data["prompt"], data["completion"]):
+        stated = re.search(r"round (\d+), score (?:CT|T) (\d+) - (?:CT|T) (\d+)\.", prompt)
+        assert stated, f"the prompt does not state the round and score: {prompt[-400:]!r}"
+        state = GameState.model_validate_json(prompt[prompt.rindex('{"game_state":') + len('{"game_state":'):-1])
+        ctx = Context(round_num=int(stated[1]), own_score=int(stated[2]), enemy_score=int(stated[3]))
+        target = json.loads("{" + completion)["analysis"]
+        assert (target["economy_assessment"], target["round_importance"]) == (economy(state, ctx), importance(state, ctx))
+        seen |= {target["economy_assessment"], target["round_importance"]}
+    assert {"pistol", "critical", "high"} <= seen
 
 
 def test_resume_continues_from_the_saved_step(tiny, tmp_path, screens):

@@ -1,11 +1,12 @@
 """Strategy text dataset: a snapshot's state -> analysis + advice (schema vocabulary) + outcome.
 
-Each example keeps the state twice: `prompt`, everything the demo knows as prose (scores, team totals, time), and
-`game_state`, the part a HUD shows as the screenshot answer writes it. Pretraining (stages/pretrain_strategy.py)
-trains on `game_state` -> `completion` in the answer's own format, so the analysis it learns is the one the model
-writes after the game_state it read from a screenshot. Known gap: the targets' importance (match point, pistol
-rounds) and outcome also use the score, round and time, which the HUD shows but GameState has no field for; the
-prompt does not carry them, so that part of a target is not in its input.
+Each example keeps the state twice: `prompt`, everything the demo records as prose (map, round, score, time left,
+both teams' players, health, equipment, money, weapons, grenades, the bomb), and `game_state`, the part the
+player's HUD shows, as the screenshot answer writes it. Pretraining (stages/pretrain_strategy.py,
+`pretraining_examples`) puts the prose in the user turn and begins the assistant turn with `{"game_state":...,`,
+so the analysis it learns is written where the model writes it for a screenshot, from an input that holds every
+fact its rules use: the round (pistol economy and importance), the score (match point) and the time left. The
+situation's win chance is the demo model's estimate from the full snapshot, which the prose summarises.
 
 Each snapshot yields one example per side (the CT view and the T view of the same moment), grounded in
 the out-of-fold win probability. Train/val are split by match (never one match on both sides), the
@@ -25,8 +26,8 @@ from chimera.schema import GameState
 from chimera.strategist import Context, analyse
 
 PHASE_OF_MOMENT = {"pre_round": "playing", "first_contact": "playing", "sampled": "playing", "post_plant": "post_plant"}
-STRATEGY_SYSTEM_PROMPT = ("You are Chimera, a Counter-Strike 2 analyst. Given what the player's HUD shows, go on with "
-                          "the JSON answer: analysis, advice and the round's outcome.")
+STRATEGY_SYSTEM_PROMPT = ("You are Chimera, a Counter-Strike 2 analyst. Given the round as its demo records it, answer "
+                          "with the JSON object: the player's game_state, analysis, advice and the round's outcome.")
 
 
 def _most_common(items) -> str | None:
@@ -94,6 +95,13 @@ def build_examples(snaps: pd.DataFrame) -> pd.DataFrame:
                          # compact, as the screenshot answer is written (schema.to_json): the same tokens follow
                          "completion": json.dumps(target, separators=(",", ":"), ensure_ascii=False)})
     return pd.DataFrame(rows)
+
+
+def pretraining_examples(examples: pd.DataFrame, completions: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """(user text, game_state JSON, the answer's rest) for `sft.answer_dataset`: the prose is the user turn, so the
+    score, round and time the targets depend on are in the input. `completions` replaces the targets (the control)."""
+    targets = examples.completion.tolist() if completions is None else completions
+    return list(zip(examples.prompt, examples.game_state, targets))
 
 
 def total_variation(a: pd.Series, b: pd.Series) -> float:

@@ -83,21 +83,25 @@ def screen_dataset(examples: list[tuple[str, dict]], view=None):
     return Dataset.from_dict(rows)
 
 
-def answer_dataset(processor, examples: list[tuple[str, str]], system_prompt: str):
-    """(game_state JSON, the answer's rest as a JSON object) -> text prompt/completion, no image, in the screenshot
-    answer's own format: the prompt ends inside the answer, after `{"game_state":{...},`, and the completion is what
-    follows (analysis, advice, ...). Trained this way, text learns what to write after a game_state, which is where
-    the model writes its analysis when it answers for a screenshot."""
+def answer_dataset(processor, examples: list[tuple[str, str, str]], system_prompt: str):
+    """(user text, game_state JSON, the answer's rest as a JSON object) -> text prompt/completion, no image, in the
+    screenshot answer's own format: the prompt ends inside the answer, after `{"game_state":{...},`, and the
+    completion is what follows (analysis, advice, ...). Trained this way, text learns what to write after a
+    game_state, which is where the model writes its analysis when it answers for a screenshot; the user text carries
+    whatever else the targets depend on (the strategy data's prose: score, round, time)."""
     from datasets import Dataset
 
-    head = processor.apply_chat_template(
-        [{"role": "system", "content": [{"type": "text", "text": system_prompt}]},
-         {"role": "user", "content": [{"type": "text", "text": USER_PROMPT}]}], tokenize=False, add_generation_prompt=True)
-    for game_state, rest in examples:
+    prompts, completions = [], []
+    for user_text, game_state, rest in examples:
         if not (rest.startswith("{") and rest.endswith("}")):
             raise ValueError(f"answer_dataset: the answer's rest must be one JSON object, got {rest[:60]!r}")
-    return Dataset.from_dict({"prompt": [head + '{"game_state":' + game_state + "," for game_state, _ in examples],
-                              "completion": [rest[1:] for _, rest in examples]})
+        head = processor.apply_chat_template(
+            [{"role": "system", "content": [{"type": "text", "text": system_prompt}]},
+             {"role": "user", "content": [{"type": "text", "text": user_text}]}], tokenize=False,
+            add_generation_prompt=True)
+        prompts.append(head + '{"game_state":' + game_state + ",")
+        completions.append(rest[1:])
+    return Dataset.from_dict({"prompt": prompts, "completion": completions})
 
 
 # --------------------------------------------------------------------------------------------------

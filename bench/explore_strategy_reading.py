@@ -1,0 +1,67 @@
+"""What does strategy pretraining cost the base's reading? The stage's text pretraining (its data, prompts and
+trainer) at other settings, outside DVC, then two checks that never touch the eval split:
+
+- the strategy val loss (whole matches held out), what the pretraining is for;
+- the reading check: the pretrained model answers the research prompt on frames the perception stage renders
+  after its training pool (indices n_frames.., seed 0: never trained on), scored by the evaluation's value accuracy.
+
+    python bench/explore_strategy_reading.py --steps 0                      # the base itself (the reference)
+    python bench/explore_strategy_reading.py                                # the stage's setting (params.yaml)
+    python bench/explore_strategy_reading.py --lr 5e-4 --no-lm-head         # gentler: LoRA only, lower lr
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from chimera.demos.strategy_dataset import STRATEGY_SYSTEM_PROMPT, pretraining_examples  # noqa: E402
+from chimera.io import load_params, read_parquet  # noqa: E402
+from chimera.training.perception import read_accuracy, render_pool, stage_config  # noqa: E402
+from chimera.training.settings import lora_settings, model_settings  # noqa: E402
+from chimera.training.sft import SFTRunConfig, answer_dataset, train  # noqa: E402
+from chimera.vlm.models import ModelConfig, load_model, load_processor  # noqa: E402
+
+p = load_params("params.yaml")
+s = p["pretrain_strategy"]
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+parser.add_argument("--steps", type=int, default=s["max_steps"], help="0: check the base itself")
+parser.add_argument("--lr", type=float, default=s["learning_rate"])
+parser.add_argument("--rank", type=int, default=p["train"]["lora_r"])
+parser.add_argument("--no-lm-head", action="store_true", help="LoRA only: lm_head stays the base's")
+parser.add_argument("--frames", type=int, default=96, help="reading-check frames")
+args = parser.parse_args()
+
+base = p["perception"]["out"]
+perception = stage_config(p["perception"], p["model"]["tiny_path"], p["seed"], p["synthetic"]["backgrounds"],
+                          p["screens"]["shared_screenshots"])
+rows = render_pool(perception, perception.n_frames, args.frames)  # after the training pool: never trained on
+with tempfile.TemporaryDirectory() as out:
+    model_path, line = base, "base"
+    if args.steps:
+        processor = load_processor(base)
+        train_rows = read_parquet("data/processed/strategy/train.parquet").sample(frac=1.0, random_state=p["seed"]) \
+            .head(s["max_examples"])
+        val = read_parquet("data/processed/strategy/val.parquet").sample(frac=1.0, random_state=p["seed"]) \
+            .head(s["max_val_examples"])
+        lora = lora_settings(p["train"]) | {"lora_r": args.rank, "lora_alpha": 2 * args.rank}
+        if args.no_lm_head:
+            lora["modules_to_save"] = None
+        cfg = SFTRunConfig(base_model=base, output_dir=out, max_steps=args.steps, learning_rate=args.lr,
+                           per_device_train_batch_size=s["batch_size"], seed=p["seed"], eval_steps=s["eval_steps"],
+                           **lora, **model_settings(p["model"]))
+        start = time.perf_counter()
+        summary = train(cfg, answer_dataset(processor, pretraining_examples(train_rows), STRATEGY_SYSTEM_PROMPT),
+                        eval_dataset=answer_dataset(processor, pretraining_examples(val), STRATEGY_SYSTEM_PROMPT))
+        model_path = str(Path(out) / "final_model" / "merged_16bit")
+        line = (f"steps {args.steps}, lr {args.lr:g}, rank {args.rank}, lm_head {'frozen' if args.no_lm_head else 'trained'}:"
+                f" strategy val loss {summary['first_val_loss']:.3f} -> {summary['final_val_loss']:.3f},"
+                f" {time.perf_counter() - start:.0f} s")
+    model, processor = load_model(ModelConfig(name=model_path))
+    reading = read_accuracy(model, processor, rows, max_new_tokens=perception.max_new_tokens)
+fields = reading["fields"]
+print(f"{line}; reading on {len(rows)} held-out frames: value accuracy {100 * reading['value_accuracy']:.1f}%, "
+      f"schema-valid {100 * reading['schema_valid']:.0f}%, money {100 * fields['player_money']:.0f}%, "
+      f"health {100 * fields['player_health']:.0f}%, armor {100 * fields['player_armor']:.0f}%")
