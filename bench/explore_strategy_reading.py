@@ -19,9 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from chimera.demos.strategy_dataset import STRATEGY_SYSTEM_PROMPT, pretraining_examples  # noqa: E402
 from chimera.io import load_params, read_parquet  # noqa: E402
-from chimera.training.perception import read_accuracy, render_pool, stage_config  # noqa: E402
+from chimera.training.perception import read_accuracy, rehearsal_rows, render_pool, stage_config  # noqa: E402
 from chimera.training.settings import lora_settings, model_settings  # noqa: E402
-from chimera.training.sft import SFTRunConfig, answer_dataset, train  # noqa: E402
+from chimera.training.sft import SFTRunConfig, answer_dataset, train, with_images  # noqa: E402
 from chimera.vlm.models import ModelConfig, load_model, load_processor  # noqa: E402
 
 p = load_params("params.yaml")
@@ -32,6 +32,10 @@ parser.add_argument("--lr", type=float, default=s["learning_rate"])
 parser.add_argument("--rank", type=int, default=p["train"]["lora_r"])
 parser.add_argument("--no-lm-head", action="store_true", help="LoRA only: lm_head stays the base's")
 parser.add_argument("--frames", type=int, default=96, help="reading-check frames")
+parser.add_argument("--rehearsal", type=int, default=s.get("rehearsal_frames", 0),
+                    help="frames of the base's training pool mixed into the pretraining (reading rehearsal)")
+parser.add_argument("--research-prompt", action="store_true", default=s.get("rehearsal_prompt") == "research",
+                    help="rehearse under the research prompt (the base's answer) rather than the short reading prompt")
 args = parser.parse_args()
 
 base = p["perception"]["out"]
@@ -53,15 +57,29 @@ with tempfile.TemporaryDirectory() as out:
                            per_device_train_batch_size=s["batch_size"], seed=p["seed"], eval_steps=s["eval_steps"],
                            **lora, **model_settings(p["model"]))
         start = time.perf_counter()
-        summary = train(cfg, answer_dataset(processor, pretraining_examples(train_rows), STRATEGY_SYSTEM_PROMPT),
-                        eval_dataset=answer_dataset(processor, pretraining_examples(val), STRATEGY_SYSTEM_PROMPT))
+        dataset = answer_dataset(processor, pretraining_examples(train_rows), STRATEGY_SYSTEM_PROMPT)
+        val_dataset = answer_dataset(processor, pretraining_examples(val), STRATEGY_SYSTEM_PROMPT)
+        if args.rehearsal:  # the first frames of the base's own training pool; the val loss stays on the text
+            dataset = with_images(dataset, rehearsal_rows(processor, render_pool(perception, 0, args.rehearsal),
+                                                              args.research_prompt))
+            val_dataset = with_images(val_dataset, [])  # one collator for both: trl's vision one
+        summary = train(cfg, dataset, eval_dataset=val_dataset)
         model_path = str(Path(out) / "final_model" / "merged_16bit")
-        line = (f"steps {args.steps}, lr {args.lr:g}, rank {args.rank}, lm_head {'frozen' if args.no_lm_head else 'trained'}:"
+        line = (f"steps {args.steps}, lr {args.lr:g}, rank {args.rank}, lm_head {'frozen' if args.no_lm_head else 'trained'},"
+                f" rehearsal {args.rehearsal} frames{' (research prompt)' if args.research_prompt else ''}:"
                 f" strategy val loss {summary['first_val_loss']:.3f} -> {summary['final_val_loss']:.3f},"
                 f" {time.perf_counter() - start:.0f} s")
     model, processor = load_model(ModelConfig(name=model_path))
     reading = read_accuracy(model, processor, rows, max_new_tokens=perception.max_new_tokens)
-fields = reading["fields"]
-print(f"{line}; reading on {len(rows)} held-out frames: value accuracy {100 * reading['value_accuracy']:.1f}%, "
-      f"schema-valid {100 * reading['schema_valid']:.0f}%, money {100 * fields['player_money']:.0f}%, "
-      f"health {100 * fields['player_health']:.0f}%, armor {100 * fields['player_armor']:.0f}%")
+    short = read_accuracy(model, processor, rows, max_new_tokens=perception.max_new_tokens, research=False)
+
+
+def figures(reading: dict) -> str:
+    fields = reading["fields"]
+    return (f"value accuracy {100 * reading['value_accuracy']:.1f}%, schema-valid {100 * reading['schema_valid']:.0f}%,"
+            f" money {100 * fields.get('player_money', 0):.0f}%, health {100 * fields.get('player_health', 0):.0f}%,"
+            f" armor {100 * fields.get('player_armor', 0):.0f}%")
+
+
+print(f"{line}; reading on {len(rows)} held-out frames, the research prompt: {figures(reading)}; the short reading "
+      f"prompt: {figures(short)}")

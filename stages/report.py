@@ -20,6 +20,7 @@ from chimera.grid import ARM_LABELS, grid_cells, grpo_cells, grpo_label, named_c
 from chimera.io import atomic_write_text, git_revision, read_json, write_json
 from chimera.screens.hud import sample_state
 from chimera.training.perception import pool_rng
+from chimera.vlm.models import TINY
 
 
 def constant_reading(seed: int, n_frames: int, n_held_out: int) -> float:
@@ -47,6 +48,11 @@ training = {m: {k: v for k, v in read_json(f"metrics/train/{m}.json").items() if
 report = build_report(summaries, frames, params("report")["comparisons"], training, seed, BASELINES)
 steps = (f"equal epochs: every run takes {sweep['epochs']} passes over its shots at batch {sft['batch_size']}"
          if sweep["equal"] == "epochs" else f"equal steps: every run takes {sweep['steps']} optimizer steps")
+pre = params("pretrain_strategy")
+steps += (f"; the strategy and control pretraining take {pre['max_steps']} steps at batch {pre['batch_size']} over "
+          f"{pre['max_examples']} demo texts" + (
+              f" and {pre['rehearsal_frames']} frames of the base's own training pool, its reading rehearsed (both arms)"
+              if pre["rehearsal_frames"] and params("model")["name"] == TINY else ""))
 report["research"] = research_answers(frames, named, params("report")["noninferiority_margin"], seed, steps)
 report["grid"] = {"seeds": list(sweep["seeds"]), "shots": list(sweep["shots"]), "arms": list(sweep["arms"]),
                   "arm_labels": {arm: ARM_LABELS.get(arm, arm) for arm in sweep["arms"]},

@@ -21,7 +21,7 @@ SMALL_PARAMS = {
     ("video", "synthetic_clip", "seconds"): 4,
     ("split", "train"): 16, ("split", "val"): 4, ("split", "eval"): 8,
     ("pretrain_strategy", "max_steps"): 3, ("pretrain_strategy", "max_examples"): 24,
-    ("pretrain_strategy", "batch_size"): 4,
+    ("pretrain_strategy", "batch_size"): 4, ("pretrain_strategy", "rehearsal_frames"): 8,  # the rehearsal path runs
     ("sft", "batch_size"): 2,
     # a reduced grid: two shot counts, every arm, one seed; the named models are its points
     ("sweep", "shots"): [3, 6], ("sweep", "seeds"): [0], ("sweep", "equal"): "steps", ("sweep", "steps"): 2,

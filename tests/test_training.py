@@ -6,6 +6,7 @@ import random
 import re
 
 import pytest
+from PIL import Image
 import torch
 from transformers import TrainerCallback
 
@@ -179,6 +180,49 @@ def test_strategy_targets_follow_from_their_pretraining_prompt(tiny):
         assert (target["economy_assessment"], target["round_importance"]) == (economy(state, ctx), importance(state, ctx))
         seen |= {target["economy_assessment"], target["round_importance"]}
     assert {"pistol", "critical", "high"} <= seen
+
+
+
+def test_reading_rehearsal_rows_train_their_game_state_beside_the_text(tiny, tmp_path, screens):
+    """with_images + rehearsal_rows: one trl batch holds text rows and frames; a frame's trained tokens are its
+    whole game_state (read from its own state, under the short reading prompt, with its image tokens in the input),
+    a text row's are its completion, and a mixed run trains and evaluates on the text val rows."""
+    from chimera.training.perception import rehearsal_rows
+    from chimera.training.sft import with_images
+
+    processor = load_processor(tiny)
+    frames = [([Image.open(path).convert("RGB")], GameState.model_validate(analysis["game_state"]))
+              for _, path, analysis in screens[:2]]
+    state = GameState(player_money=4150).model_dump_json()
+    text = answer_dataset(processor, [("Round 3, score CT 1 - T 1.", state, '{"analysis":{"economy_assessment":"eco"}}')],
+                          "Sys.")
+    mixed = with_images(text, rehearsal_rows(processor, frames))
+    assert len(mixed) == 3 and [len(images) for images in mixed["images"]] == [0, 1, 1]
+    model, processor = load_for_training(cfg(tiny, tmp_path))
+    trainer = make_trainer(cfg(tiny, tmp_path, per_device_train_batch_size=3), model, processor, mixed)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
+    decode = processor.tokenizer.decode
+    trained = [decode(ids[labels != -100]) for ids, labels in zip(batch["input_ids"], batch["labels"])]
+    assert trained[0].startswith('"analysis":{"economy_assessment":"eco"}')
+    for (_, frame_state), answer, ids in zip(frames, trained[1:], batch["input_ids"][1:]):
+        game_state = json.loads(answer.removesuffix("<|im_end|>"))["game_state"]
+        assert game_state == frame_state.model_dump(mode="json")  # the frame's own state, every field
+        assert (ids == processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")).sum() > 0
+    summary = train(cfg(tiny, tmp_path, max_steps=2, per_device_train_batch_size=3, merge=False), mixed,
+                    eval_dataset=with_images(text, []))
+    assert summary["steps"] == 2 and summary["final_val_loss"] is not None
+    # batched like with like: within each of the length-grouped sampler's megabatches (5 batches here) the rows are
+    # sorted, so at most its one boundary batch mixes text and frames (a random sampler mixes about 7 in 8 batches)
+    many = with_images(answer_dataset(processor, [(f"Round {i}.", state, '{"analysis":{}}') for i in range(40)], "Sys."),
+                       rehearsal_rows(processor, frames * 20))
+    order = list(make_trainer(cfg(tiny, tmp_path, per_device_train_batch_size=4), model, processor, many)._get_train_sampler())
+    kinds = [{len(many[i]["images"]) > 0 for i in order[k:k + 4]} for k in range(0, len(order), 4)]
+    assert len(kinds) == 20 and sum(len(kind) > 1 for kind in kinds) <= 4
+    # a batch of text alone through the vision collator has no image_grid_thw: trl's own loss, not the shared prefix
+    long_system = "You are Chimera, a Counter-Strike 2 analyst. " * 8  # a common prefix long enough to share
+    texts = with_images(answer_dataset(processor, [(f"Round {i}.", state, '{"analysis":{}}') for i in range(4)],
+                                       long_system), [])
+    assert train(cfg(tiny, tmp_path / "text", max_steps=1, merge=False), texts)["steps"] == 1
 
 
 def test_resume_continues_from_the_saved_step(tiny, tmp_path, screens):

@@ -163,6 +163,18 @@ def reading_target(state: GameState, fields: list[str]) -> str:
                       separators=(",", ":"))
 
 
+def rehearsal_rows(processor, rows: list[tuple[list[Image.Image], GameState]], research: bool = False
+                   ) -> list[tuple[str, str, list]]:
+    """The base's reading as rows for another trainer (trl's standard prompt/completion/images): each frame's view
+    under the short reading prompt, answered with its whole game_state (`reading_target`), or (research=True) under
+    the research prompt, answered as the base was taught (`perception_target`). A text pretraining mixes them into
+    its batches so that learning the text does not wear the reading away (bench/explore_strategy_reading.py)."""
+    return [(processor.apply_chat_template(perception_messages(len(images), research), add_generation_prompt=True,
+                                           tokenize=False),
+             perception_target(state) if research else reading_target(state, list(GAME_STATE_FIELDS)), images)
+            for images, state in rows]
+
+
 def perception_messages(n_images: int, research: bool = False, reading: bool = False) -> list[dict]:
     """The short reading prompt, (research=True) the research prompt every model of the experiment is asked, or
     (reading=True) the reading phases' prompt for a HUD crop alone (or the view, its fields alone)."""

@@ -104,6 +104,22 @@ def answer_dataset(processor, examples: list[tuple[str, str, str]], system_promp
     return Dataset.from_dict({"prompt": prompts, "completion": completions})
 
 
+def with_images(text, image_rows: list[tuple[str, str, list]]):
+    """A text dataset of prompt/completion strings (answer_dataset) joined by rows that show images, (prompt,
+    completion, images) in the same format: trl's vision collator takes batches of both (a text row's image list is
+    empty), so a text pretraining can rehearse the base's reading in its own steps. `length` puts every image row
+    after every text row, so the trainer's length-grouped sampler (make_trainer) batches like with like: a text batch
+    is not padded to an image row's long prompt, and an image batch shares its prompt's prefix (shared_prefix_trainer)."""
+    from datasets import Dataset
+
+    texts = [len(prompt) + len(completion) for prompt, completion in zip(text["prompt"], text["completion"])]
+    longest = max(texts, default=0)
+    return Dataset.from_dict({"prompt": list(text["prompt"]) + [prompt for prompt, _, _ in image_rows],
+                              "completion": list(text["completion"]) + [answer for _, answer, _ in image_rows],
+                              "images": [[] for _ in range(len(text))] + [images for _, _, images in image_rows],
+                              "length": texts + [longest + len(prompt) + len(answer) for prompt, answer, _ in image_rows]})
+
+
 # --------------------------------------------------------------------------------------------------
 # Model + LoRA + trainer
 # --------------------------------------------------------------------------------------------------
@@ -151,6 +167,8 @@ def make_trainer(cfg: SFTRunConfig, model, processor, dataset, max_steps: int | 
         max_length=None,  # never cut image tokens
         report_to="none", lr_scheduler_type="cosine", warmup_steps=min(5, (max_steps or cfg.max_steps) // 10),
         dataloader_num_workers=0, remove_unused_columns=False if "images" in dataset.column_names else True,
+        # with_images' rows carry a `length`: batches of like rows (text with text, frames with frames)
+        **({"train_sampling_strategy": "group_by_length"} if "length" in dataset.column_names else {}),
         disable_tqdm=False, **eval_args)
     if early:
         callbacks = [*callbacks, EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience)]
@@ -175,7 +193,7 @@ def shared_prefix_trainer(trainer_class):
     class SharedPrefixTrainer(trainer_class):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             prefix = (shared_prefix_length(inputs) if model.training and not return_outputs
-                      and "mm_token_type_ids" in inputs and inputs["input_ids"].shape[0] > 1 else 0)
+                      and "image_grid_thw" in inputs and inputs["input_ids"].shape[0] > 1 else 0)
             if prefix < MIN_SHARED_PREFIX:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             base = model.get_base_model() if hasattr(model, "get_base_model") else model  # LoRA layers live in it
