@@ -29,6 +29,8 @@ p, seed, model = params("pretrain_strategy"), params()["seed"], params("model")
 arm = sys.argv[1] if len(sys.argv) > 1 else "strategy"
 if arm not in ("strategy", "control"):
     raise SystemExit(f"pretrain_strategy: unknown arm {arm!r} (strategy | control)")
+if p["rehearsal_prompt"] not in ("research", "short"):
+    raise SystemExit(f"params.yaml pretrain_strategy.rehearsal_prompt: {p['rehearsal_prompt']!r} is not research | short")
 out = p["out"] if arm == "strategy" else p["control_out"]
 name = Path(out).name  # pretrain_strategy | pretrain_control: its curve and metrics are named after it
 rows = read_parquet("data/processed/strategy/train.parquet").sample(frac=1.0, random_state=seed).head(p["max_examples"])
