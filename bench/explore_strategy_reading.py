@@ -29,7 +29,7 @@ s = p["pretrain_strategy"]
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--steps", type=int, default=s["max_steps"], help="0: check the base itself")
 parser.add_argument("--lr", type=float, default=s["learning_rate"])
-parser.add_argument("--rank", type=int, default=p["train"]["lora_r"])
+parser.add_argument("--rank", type=int, help="LoRA rank (alpha 2x rank); default: params.yaml train")
 parser.add_argument("--no-lm-head", action="store_true", help="LoRA only: lm_head stays the base's")
 parser.add_argument("--frames", type=int, default=96, help="reading-check frames")
 parser.add_argument("--rehearsal", type=int, default=s.get("rehearsal_frames", 0),
@@ -50,7 +50,9 @@ with tempfile.TemporaryDirectory() as out:
             .head(s["max_examples"])
         val = read_parquet("data/processed/strategy/val.parquet").sample(frac=1.0, random_state=p["seed"]) \
             .head(s["max_val_examples"])
-        lora = lora_settings(p["train"]) | {"lora_r": args.rank, "lora_alpha": 2 * args.rank}
+        lora = lora_settings(p["train"])  # the stage's, unless a rank is asked for
+        if args.rank:
+            lora |= {"lora_r": args.rank, "lora_alpha": 2 * args.rank}
         if args.no_lm_head:
             lora["modules_to_save"] = None
         cfg = SFTRunConfig(base_model=base, output_dir=out, max_steps=args.steps, learning_rate=args.lr,
@@ -65,7 +67,7 @@ with tempfile.TemporaryDirectory() as out:
             val_dataset = with_images(val_dataset, [])  # one collator for both: trl's vision one
         summary = train(cfg, dataset, eval_dataset=val_dataset)
         model_path = str(Path(out) / "final_model" / "merged_16bit")
-        line = (f"steps {args.steps}, lr {args.lr:g}, rank {args.rank}, lm_head {'frozen' if args.no_lm_head else 'trained'},"
+        line = (f"steps {args.steps}, lr {args.lr:g}, rank {lora['lora_r']}, lm_head {'frozen' if args.no_lm_head else 'trained'},"
                 f" rehearsal {args.rehearsal} frames{' (research prompt)' if args.research_prompt else ''}:"
                 f" strategy val loss {summary['first_val_loss']:.3f} -> {summary['final_val_loss']:.3f},"
                 f" {time.perf_counter() - start:.0f} s")
