@@ -3,7 +3,12 @@ positions alone: the same loss, not adopted, see BENCHMARKS.md "sixth round"), t
 research prompt with its system text shared across the batch (chimera.training.prefix.shared_prefix_loss).
 
     python bench/bench_perception_step.py            # needs models/tiny-qwen3vl (dvc repro build_tiny_model)
+    python bench/bench_perception_step.py --threads 1   # torch's intra-op threads: what running stages side by side
+                                                        # on 2 cores could gain at most
+
+Each row splits the step into preparing the batch (chat template, image processor, collate) and the model's work.
 """
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -17,6 +22,12 @@ from chimera.training.perception import (HUD_VIEW, PerceptionConfig, collate, en
 from chimera.vlm.models import ModelConfig, load_model  # noqa: E402
 from chimera.vlm.views import fit_processor  # noqa: E402
 
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own choice)")
+args = parser.parse_args()
+if args.threads:
+    torch.set_num_threads(args.threads)
+print(f"torch threads: {torch.get_num_threads()}")
 torch.manual_seed(0)
 cfg = PerceptionConfig(base_model="models/tiny-qwen3vl", output_dir="-", workers=2, screenshots_dir="data/raw/screenshots",
                        backgrounds=["t2_chimera_gameplay_rifle.png"])
@@ -45,15 +56,17 @@ for name, research, loss_of in (("short prompt", False, plain), ("short prompt, 
                                 ("research prompt, plain", True, plain),
                                 ("research prompt, shared prefix", True,
                                  lambda batch: shared_prefix_loss(model, batch, shared_prefix_length(batch)))):
-    seconds = []
+    seconds, preparing = [], []
     for step in range(10):
         rows = range(step * 6 % 56, step * 6 % 56 + 8)
         t0 = time.perf_counter()
         batch = collate([encode(processor, pool[i][0], targets[i], research) for i in rows], processor.tokenizer.pad_token_id)
+        prepared = time.perf_counter()
         loss = loss_of(batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()
         seconds.append(time.perf_counter() - t0)
-    print(f"{name}: {sum(seconds[2:]) / 8:.3f} s/step (batch 8, {batch['input_ids'].shape[1]} tokens per row, "
-          f"mean of steps 3-10)")
+        preparing.append(prepared - t0)
+    print(f"{name}: {sum(seconds[2:]) / 8:.3f} s/step, of which preparing the batch {sum(preparing[2:]) / 8:.3f} s "
+          f"(batch 8, {batch['input_ids'].shape[1]} tokens per row, mean of steps 3-10)")

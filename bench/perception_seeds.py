@@ -1,10 +1,14 @@
-"""The perception stage's run (params.yaml, as stages/pretrain_perception.py builds it) at other seeds: how far apart
-runs of one setting end. The seed draws the pool's frames, the initial weights and the data order.
+"""The perception stage's run (params.yaml, as stages/pretrain_perception.py builds it) at other seeds and settings:
+how far apart runs of one setting end, and what a change does. The seed draws the pool's frames, the initial weights
+and the data order.
 
     python bench/perception_seeds.py 1 2                                          # the default at seeds 1 and 2
     python bench/perception_seeds.py 0 1 --set '{"value_weights": {"player_health": 5, "player_armor": 5}}'
+    python bench/perception_seeds.py 0 --set '{"view": "vitals_apart", "full_task_rare": {"fields": ["player_health"], "share": 0.5}}'
+    python bench/perception_seeds.py 0 --label-crops --set '{"view": "vitals_apart"}'  # each image named in the prompt
+    python bench/perception_seeds.py 0 --layers 4                                 # a deeper language model
 
-Each run takes as long as the stage (about 10 minutes on 2 cores); prints the stage's last curve point per seed.
+Each run takes as long as the stage (about 10-15 minutes on 2 cores); prints the stage's last curve point per seed.
 Needs models/tiny-qwen3vl (dvc repro build_tiny_model).
 """
 import argparse
@@ -15,23 +19,65 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from chimera.io import load_params  # noqa: E402
-from chimera.training.perception import stage_config, train  # noqa: E402
+from chimera.training import perception  # noqa: E402
+from chimera.training.perception import VIEWS, stage_config, train  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("seeds", type=int, nargs="+")
-parser.add_argument("--set", default="{}", help="JSON of perception fields to override, e.g. value_weights")
+parser.add_argument("--set", default="{}", help="JSON of perception fields to override, e.g. value_weights; a view "
+                    "by its params.yaml name")
+parser.add_argument("--label-crops", action="store_true", help="every image of the view follows its name as text "
+                    "(' screen:', ' money:', ' health:', ...), so that a field can find its crop by the word")
+parser.add_argument("--layers", type=int, default=None, help="start from the tiny model with this many language "
+                    "layers (2 in models/tiny-qwen3vl), freshly initialised with the same tokenizer and vision tower")
 args = parser.parse_args()
-
+overrides = json.loads(args.set)
+if isinstance(overrides.get("view"), str):
+    overrides["view"] = VIEWS[overrides["view"]].to_json()
 params = load_params("params.yaml")
+tiny_path = params["model"]["tiny_path"]
+
+if args.label_crops:  # an exploration only: the backends and trainers downstream show the images unnamed
+    view = perception.View.from_json(overrides.get("view") or VIEWS[params["perception"]["view"]].to_json())
+    names = {"frame": "screen", "vitals": "armor health", "inventory": "weapons", "top": "round"}
+    labels = [names.get(name, name) for name in ["frame", *view.crops]]
+
+    unnamed = perception.perception_messages
+
+    def perception_messages(n_images: int, research: bool = False, reading: bool = False) -> list[dict]:
+        messages = unnamed(n_images, research, reading)
+        if n_images == len(labels):  # the whole view (a crop alone, in the reading phases, stays unnamed)
+            text = [item for item in messages[-1]["content"] if item["type"] != "image"]
+            messages[-1]["content"] = [item for label in labels for item in (
+                {"type": "text", "text": f" {label}:"}, {"type": "image"})] + text
+        return messages
+
+    perception.perception_messages = perception_messages
+
 shown = ["player_money", "player_health", "player_armor", "player_side", "alive_teammates", "round_phase"]
-for seed in args.seeds:
-    with tempfile.TemporaryDirectory() as out:
-        cfg = stage_config(params["perception"], params["model"]["tiny_path"], seed, params["synthetic"]["backgrounds"],
-                           params["screens"]["shared_screenshots"], output_dir=out, **json.loads(args.set))
-        summary = train(cfg, progress=lambda message: print(message, flush=True))
-    held = summary["held_out"]
-    print(f"seed {seed}: held-out value accuracy {held['value_accuracy']:.1%}, "
-          f"schema-valid {held['schema_valid']:.0%}; "
-          + ", ".join(f"{name} {held['fields'].get(name, 0):.0%}" for name in shown)
-          + f"; curve {[round(p['held_out']['value_accuracy'], 3) for p in summary['curve']]}; "
-          f"{summary['train_seconds']:.0f} s", flush=True)
+with tempfile.TemporaryDirectory() as scratch:
+    if args.layers:
+        import torch
+        from transformers import AutoConfig, Qwen3VLForConditionalGeneration
+
+        from chimera.vlm.models import ModelConfig, load_model, save_model_folder
+
+        _, processor = load_model(ModelConfig(name=tiny_path), device="cpu")
+        config = AutoConfig.from_pretrained(tiny_path)
+        config.text_config.num_hidden_layers = args.layers
+        torch.manual_seed(0)
+        deeper = Qwen3VLForConditionalGeneration(config).eval()
+        deeper.generation_config = Qwen3VLForConditionalGeneration.from_pretrained(tiny_path).generation_config
+        print(f"{args.layers} language layers: {sum(p.numel() for p in deeper.parameters()):,} parameters", flush=True)
+        tiny_path = str(save_model_folder(deeper, processor, Path(scratch) / "deeper"))
+    for seed in args.seeds:
+        with tempfile.TemporaryDirectory() as out:
+            cfg = stage_config(params["perception"], tiny_path, seed, params["synthetic"]["backgrounds"],
+                               params["screens"]["shared_screenshots"], output_dir=out, **overrides)
+            summary = train(cfg, progress=lambda message: print(message, flush=True))
+        held = summary["held_out"]
+        print(f"seed {seed}: held-out value accuracy {held['value_accuracy']:.1%}, "
+              f"schema-valid {held['schema_valid']:.0%}; "
+              + ", ".join(f"{name} {held['fields'].get(name, 0):.0%}" for name in shown)
+              + f"; curve {[round(p['held_out']['value_accuracy'], 3) for p in summary['curve']]}; "
+              f"{summary['train_seconds']:.0f} s", flush=True)

@@ -28,7 +28,8 @@ def trained(tmp_path_factory):
                                      "rare_share": 1.0}],  # ...steps 2-3 the vitals, then the view, off modes...
                            reading_replay=2,  # ...steps 4-9 rehearse them, two crop-alone examples a step...
                            research_prompt_every=3,  # ...steps 6 and 9 ask the research prompt; the others do not
-                           value_weights={"player_health": 4.0},  # ...and the full task weighs health's digits 4
+                           value_weights={"player_health": 4.0},  # ...and the full task weighs health's digits 4,
+                           full_task_rare={"fields": ["player_health"], "share": 1.0},  # its frames all below 100
                            dvclive_dir=str(root / "live"))
     encoded = []  # what each step was taught: (images, answer, research, reading, weights), from the real encode
 
@@ -253,7 +254,8 @@ def test_the_reading_phases_teach_each_number_from_its_crop_alone(trained):
     """Step 1 shows the money crop alone and asks money; steps 2-3 show the vitals crop alone and the whole view in
     turn, exactly as the view cuts them, asking armor and health, then money, drawn (rare_share 1) from the frames off
     the mode of one of them (health below 100, armor not 100); every later step shows the whole view and asks the full
-    game_state, and rehearses two reading examples (reading_replay)."""
+    game_state, drawn (full_task_rare share 1) from the frames whose health is off its mode, and rehearses two
+    reading examples (reading_replay)."""
     from collections import Counter
 
     cfg, _, _, encoded = trained
@@ -289,6 +291,7 @@ def test_the_reading_phases_teach_each_number_from_its_crop_alone(trained):
         for images, answer, research, is_reading in step[:n]:
             assert not is_reading and len(images) == HUD_VIEW.n_images
             assert Analysis.model_validate_json(answer)
+            assert json.loads(answer)["game_state"]["player_health"] != modes["player_health"]  # full_task_rare
         for images, answer, research, is_reading in step[n:]:
             assert is_reading and not research
             rehearsed.append((images[0].size, sorted(json.loads(answer)["game_state"])))
@@ -386,7 +389,7 @@ def test_a_field_the_game_state_lacks_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "base").exists()
     p = {"out": "b", "n_frames": 1, "n_val": 1, "max_steps": 1, "batch_size": 1, "learning_rate": 1e-3,
          "warmup_steps": 1, "eval_every": 1, "short_prompt_steps": 0, "research_prompt_every": 1, "reading": [],
-         "reading_replay": 0, "value_weights": {}, "view": "hud_crops"}
+         "reading_replay": 0, "value_weights": {}, "full_task_rare": {}, "view": "hud_crops"}
     assert stage_config(p, "tiny", 3, [], "shots", max_steps=7).max_steps == 7
     with pytest.raises(TypeError):
         stage_config(p, "tiny", 3, [], "shots", max_step=7)  # misspelt: refused, not a silent new attribute

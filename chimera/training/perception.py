@@ -95,6 +95,8 @@ class PerceptionConfig:
     research_prompt_every: int = 2      # ...then every Nth step asks the research prompt (its shared system text runs once)
     value_weights: dict = field(default_factory=dict)  # {field: w}: in the full task, the tokens of that field's value
     # weigh w in the loss (every other token 1): the digits' share of the loss, without leaving the full task
+    full_task_rare: dict = field(default_factory=dict)  # {"fields": [...], "share": r}: in the full task a share r of
+    # the frames comes from those off the mode of one of the fields (health below 100), so that the prior is no answer
     max_new_tokens: int = 200
     seed: int = 0
     view: dict = field(default_factory=HUD_VIEW.to_json)
@@ -127,6 +129,7 @@ def stage_config(p: dict, tiny_path: str, seed: int, backgrounds: list[str], scr
         warmup_steps=p["warmup_steps"], eval_every=p["eval_every"], seed=seed,
         short_prompt_steps=p["short_prompt_steps"], research_prompt_every=p["research_prompt_every"],
         reading=p["reading"], reading_replay=p["reading_replay"], value_weights=p["value_weights"],
+        full_task_rare=p["full_task_rare"],
         view=VIEWS[p["view"]].to_json(), backgrounds=backgrounds, screenshots_dir=screenshots_dir)
     return replace(cfg, **overrides)  # a misspelt override is a TypeError, not a silent new attribute
 
@@ -369,9 +372,10 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
         raise ValueError(f"perception.reading: the view has no crop {missing} (its crops: {list(view.crops)}); "
                          "a view without crops takes no reading phases")
     named = [name for phase in cfg.reading for fields in phase["tasks"].values() for name in fields]
-    unknown = sorted({name for name in [*named, *cfg.value_weights] if name not in GAME_STATE_FIELDS})
+    rare_fields = cfg.full_task_rare.get("fields", [])
+    unknown = sorted({name for name in [*named, *cfg.value_weights, *rare_fields] if name not in GAME_STATE_FIELDS})
     if unknown:  # a reading target or a value weight would silently leave them out
-        raise ValueError(f"perception.reading / value_weights: no game_state field {unknown} "
+        raise ValueError(f"perception.reading / value_weights / full_task_rare: no game_state field {unknown} "
                          f"(the fields: {list(GAME_STATE_FIELDS)})")
     model, processor = load_model(ModelConfig(name=cfg.base_model), device="cpu", for_training=True)
     fit_processor(processor, view)
@@ -387,6 +391,8 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
     tasks = [[(crop, fields, off_mode(pool, fields) if phase.get("rare_share") else [], phase.get("rare_share", 0.0))
               for crop, fields in phase["tasks"].items()] for phase in cfg.reading]  # per reading phase, its tasks
     rehearsed = [task for phase in tasks for task in phase]  # what the full task's steps rehearse (reading_replay)
+    full_rare_share = cfg.full_task_rare.get("share", 0.0) if rare_fields else 0.0
+    full_rare_frames = off_mode(pool, rare_fields) if full_rare_share else []
     lengths = [phase["steps"] for phase in cfg.reading] + [cfg.max_steps]  # the reading phases, then the full task
     ends = list(itertools.accumulate(lengths))  # phase k covers steps ends[k-1]+1 .. ends[k]
     reading_steps, total_steps = cfg.total_steps - cfg.max_steps, cfg.total_steps
@@ -437,6 +443,8 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
             items = [reading_example(phase_tasks[((step - 1) * cfg.batch_size + row) % len(phase_tasks)], i)
                      for row, i in enumerate(batch_ids)]
         else:
+            if full_rare_share and full_rare_frames:  # no draw without a share: the data order stays
+                batch_ids = [rng.choice(full_rare_frames) if rng.random() < full_rare_share else i for i in batch_ids]
             items = [encode(processor, pool[i][0], targets[i], research, value_weights=cfg.value_weights)
                      for i in batch_ids]
         batch = collate(items, processor.tokenizer.pad_token_id)
