@@ -377,7 +377,8 @@ def test_a_reading_phase_on_a_crop_the_view_lacks_is_refused_before_any_work(tmp
 
 
 def test_a_field_the_game_state_lacks_is_refused_before_any_work(tmp_path):
-    """A misspelt field in a reading task or in value_weights would silently drop out of the targets or weights."""
+    """A misspelt field in a reading task, in value_weights or in full_task_rare (or a misspelt key of it) would
+    silently drop out of the targets, weights or draws."""
     from chimera.training.perception import stage_config
 
     for reading, weights in (([{"steps": 10, "tasks": {"money": ["player_cash"]}}], {}),
@@ -386,6 +387,14 @@ def test_a_field_the_game_state_lacks_is_refused_before_any_work(tmp_path):
                                reading=reading, value_weights=weights)
         with pytest.raises(ValueError, match=r"no game_state field \['player_(cash|hp)'\]"):
             train(cfg)
+    cfg = PerceptionConfig(base_model=str(tmp_path / "no-model"), output_dir=str(tmp_path / "base"),
+                           full_task_rare={"fields": ["player_health"], "shares": 0.5})
+    with pytest.raises(ValueError, match=r"full_task_rare takes fields and share, not \['fields', 'shares'\]"):
+        train(cfg)
+    cfg = PerceptionConfig(base_model=str(tmp_path / "no-model"), output_dir=str(tmp_path / "base"),
+                           full_task_rare={"fields": ["player_hp"], "share": 0.5})
+    with pytest.raises(ValueError, match=r"no game_state field \['player_hp'\]"):
+        train(cfg)
     assert not (tmp_path / "base").exists()
     p = {"out": "b", "n_frames": 1, "n_val": 1, "max_steps": 1, "batch_size": 1, "learning_rate": 1e-3,
          "warmup_steps": 1, "eval_every": 1, "short_prompt_steps": 0, "research_prompt_every": 1, "reading": [],

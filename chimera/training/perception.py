@@ -372,6 +372,8 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
         raise ValueError(f"perception.reading: the view has no crop {missing} (its crops: {list(view.crops)}); "
                          "a view without crops takes no reading phases")
     named = [name for phase in cfg.reading for fields in phase["tasks"].values() for name in fields]
+    if set(cfg.full_task_rare) - {"fields", "share"}:  # a misspelt key would leave the full task as it was
+        raise ValueError(f"perception.full_task_rare takes fields and share, not {sorted(cfg.full_task_rare)}")
     rare_fields = cfg.full_task_rare.get("fields", [])
     unknown = sorted({name for name in [*named, *cfg.value_weights, *rare_fields] if name not in GAME_STATE_FIELDS})
     if unknown:  # a reading target or a value weight would silently leave them out
