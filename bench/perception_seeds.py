@@ -58,7 +58,7 @@ shown = ["player_money", "player_health", "player_armor", "player_side", "alive_
 with tempfile.TemporaryDirectory() as scratch:
     if args.layers:
         import torch
-        from transformers import AutoConfig, Qwen3VLForConditionalGeneration
+        from transformers import AutoConfig, GenerationConfig, Qwen3VLForConditionalGeneration
 
         from chimera.vlm.models import ModelConfig, load_model, save_model_folder
 
@@ -67,7 +67,7 @@ with tempfile.TemporaryDirectory() as scratch:
         config.text_config.num_hidden_layers = args.layers
         torch.manual_seed(0)
         deeper = Qwen3VLForConditionalGeneration(config).eval()
-        deeper.generation_config = Qwen3VLForConditionalGeneration.from_pretrained(tiny_path).generation_config
+        deeper.generation_config = GenerationConfig.from_pretrained(tiny_path)  # its stop and pad tokens
         print(f"{args.layers} language layers: {sum(p.numel() for p in deeper.parameters()):,} parameters", flush=True)
         tiny_path = str(save_model_folder(deeper, processor, Path(scratch) / "deeper"))
     for seed in args.seeds:
