@@ -3,6 +3,8 @@ positions alone: the same loss, not adopted, see BENCHMARKS.md "sixth round"), t
 research prompt with its system text shared across the batch (chimera.training.prefix.shared_prefix_loss).
 
     python bench/bench_perception_step.py            # needs models/tiny-qwen3vl (dvc repro build_tiny_model)
+    python bench/bench_perception_step.py --patch-embed conv   # the Conv3d patch embedding as transformers defines it
+    python bench/bench_perception_step.py --batch 32    # rows per step: what a larger batch costs a step
     python bench/bench_perception_step.py --threads 1   # torch's intra-op threads: what running stages side by side
                                                         # on 2 cores could gain at most
 
@@ -24,6 +26,9 @@ from chimera.vlm.views import fit_processor  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own choice)")
+parser.add_argument("--patch-embed", choices=["linear", "conv"], default="linear",
+                    help="the vision patch embedding as load_model runs it (linear) or as transformers defines it (conv)")
+parser.add_argument("--batch", type=int, default=8, help="rows per step (perception.batch_size is 8)")
 args = parser.parse_args()
 if args.threads:
     torch.set_num_threads(args.threads)
@@ -31,9 +36,10 @@ print(f"torch threads: {torch.get_num_threads()}")
 torch.manual_seed(0)
 cfg = PerceptionConfig(base_model="models/tiny-qwen3vl", output_dir="-", workers=2, screenshots_dir="data/raw/screenshots",
                        backgrounds=["t2_chimera_gameplay_rifle.png"])
-model, processor = load_model(ModelConfig(name=cfg.base_model), device="cpu", for_training=True)
+model, processor = load_model(ModelConfig(name=cfg.base_model, patch_embed_as_linear=args.patch_embed == "linear"),
+                              device="cpu", for_training=True)
 fit_processor(processor, HUD_VIEW)
-pool = render_pool(cfg, 0, 64)
+pool = render_pool(cfg, 0, max(64, 8 * args.batch))
 targets = [perception_target(state) for _, state in pool]
 optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
 
@@ -58,7 +64,7 @@ for name, research, loss_of in (("short prompt", False, plain), ("short prompt, 
                                  lambda batch: shared_prefix_loss(model, batch, shared_prefix_length(batch)))):
     seconds, preparing = [], []
     for step in range(10):
-        rows = range(step * 6 % 56, step * 6 % 56 + 8)
+        rows = range(step * 6 % (len(pool) - args.batch), step * 6 % (len(pool) - args.batch) + args.batch)
         t0 = time.perf_counter()
         batch = collate([encode(processor, pool[i][0], targets[i], research) for i in rows], processor.tokenizer.pad_token_id)
         prepared = time.perf_counter()
@@ -69,4 +75,4 @@ for name, research, loss_of in (("short prompt", False, plain), ("short prompt, 
         seconds.append(time.perf_counter() - t0)
         preparing.append(prepared - t0)
     print(f"{name}: {sum(seconds[2:]) / 8:.3f} s/step, of which preparing the batch {sum(preparing[2:]) / 8:.3f} s "
-          f"(batch 8, {batch['input_ids'].shape[1]} tokens per row, mean of steps 3-10)")
+          f"(batch {args.batch}, {batch['input_ids'].shape[1]} tokens per row, mean of steps 3-10)")

@@ -58,6 +58,30 @@ def test_tiny_model_is_deterministic_and_round_trips(tiny, tmp_path, loaded):
     assert a == b and a
 
 
+def test_patch_embedding_runs_as_one_linear_layer_with_the_convolutions_results(tiny, tmp_path, loaded):
+    """load_model's fused patch embedding: the Conv3d's outputs and weight gradient, saved in the Conv3d layout."""
+    import torch
+    from safetensors import safe_open
+    from transformers import Qwen3VLForConditionalGeneration
+
+    fused, _ = loaded
+    conv = Qwen3VLForConditionalGeneration.from_pretrained(str(tiny), dtype=torch.float32)
+    assert isinstance(conv.model.visual.patch_embed.proj, torch.nn.Conv3d)
+    linear = fused.model.visual.patch_embed.linear_proj
+    assert isinstance(linear, torch.nn.Linear) and not hasattr(fused.model.visual.patch_embed, "proj")
+    patches = torch.randn(12, linear.in_features, generator=torch.Generator().manual_seed(0))
+    outputs = [m.model.visual.patch_embed(patches) for m in (conv, fused)]
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=1e-5, atol=1e-6)
+    for out in outputs:
+        out.square().sum().backward()
+    gradients = conv.model.visual.patch_embed.proj.weight.grad, linear.weight.grad
+    torch.testing.assert_close(gradients[1], gradients[0].reshape(gradients[1].shape), rtol=1e-4, atol=1e-4)
+    fused.zero_grad()
+    fused.save_pretrained(tmp_path / "saved")
+    with safe_open(str(tmp_path / "saved" / "model.safetensors"), "pt") as saved:
+        assert saved.get_tensor("model.visual.patch_embed.proj.weight").shape == (linear.out_features, 3, 2, 16, 16)
+
+
 def test_batched_and_one_by_one_greedy_outputs_match(loaded, tmp_path):
     frames = images(tmp_path)
     batched = LocalBackend(*loaded, batch_size=3, max_new_tokens=16, constrained=False).analyze(frames)

@@ -43,6 +43,7 @@ class ModelConfig:
     dtype: str = "auto"                   # auto: bf16 on GPU, fp32 on CPU
     min_pixels: int = 64 * 32 * 32
     max_pixels: int = 448 * 252           # visual tokens dominate cost: bound the image size
+    patch_embed_as_linear: bool = True    # the vision patch embedding run as the linear layer it is (load_model)
 
     @property
     def path(self) -> str:
@@ -271,6 +272,12 @@ def load_model(config: ModelConfig, device: str | None = None, for_training: boo
     dtype = {"auto": torch.bfloat16 if device == "cuda" else torch.float32, "bf16": torch.bfloat16,
              "fp32": torch.float32, "fp16": torch.float16}[config.dtype]
     kwargs = {"dtype": dtype, "attn_implementation": config.attn_implementation}
+    if config.patch_embed_as_linear and config.quantization is None:
+        # The vision patch embedding is a Conv3d whose stride is its kernel: a linear layer over each patch. Run as one
+        # (transformers' own fusion; checkpoints load and save in the Conv3d layout), a perception-pretraining step
+        # takes 0.21 s against 0.26 with the same losses: the convolution's weight gradient was a fifth of the step
+        # (BENCHMARKS.md, "eighth round"). Not under 4-bit, where bitsandbytes would quantize the new linear layer.
+        kwargs["fusion_config"] = {"patch_embeddings": True}
     if config.quantization == "4bit":
         from transformers import BitsAndBytesConfig
 
