@@ -3,7 +3,8 @@ positions alone: the same loss, not adopted, see BENCHMARKS.md "sixth round"), t
 research prompt with its system text shared across the batch (chimera.training.prefix.shared_prefix_loss).
 
     python bench/bench_perception_step.py            # needs models/tiny-qwen3vl (dvc repro build_tiny_model)
-    python bench/bench_perception_step.py --patch-embed conv   # the Conv3d patch embedding as transformers defines it
+    python bench/bench_perception_step.py --patch-embed linear  # the patch embedding as one linear layer
+                                                                # (perception.patch_embed_as_linear; off by default)
     python bench/bench_perception_step.py --batch 32    # rows per step: what a larger batch costs a step
     python bench/bench_perception_step.py --threads 1   # torch's intra-op threads: what running stages side by side
                                                         # on 2 cores could gain at most
@@ -26,8 +27,9 @@ from chimera.vlm.views import fit_processor  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own choice)")
-parser.add_argument("--patch-embed", choices=["linear", "conv"], default="linear",
-                    help="the vision patch embedding as load_model runs it (linear) or as transformers defines it (conv)")
+parser.add_argument("--patch-embed", choices=["linear", "conv"], default="conv",
+                    help="the vision patch embedding as one linear layer (ModelConfig.patch_embed_as_linear) or as "
+                         "transformers defines it (conv, the default of the stage)")
 parser.add_argument("--batch", type=int, default=8, help="rows per step (perception.batch_size is 8)")
 args = parser.parse_args()
 if args.threads:

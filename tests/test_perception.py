@@ -398,7 +398,9 @@ def test_a_field_the_game_state_lacks_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "base").exists()
     p = {"out": "b", "n_frames": 1, "n_val": 1, "max_steps": 1, "batch_size": 1, "learning_rate": 1e-3,
          "warmup_steps": 1, "eval_every": 1, "short_prompt_steps": 0, "research_prompt_every": 1, "reading": [],
-         "reading_replay": 0, "value_weights": {}, "full_task_rare": {}, "view": "hud_crops"}
+         "reading_replay": 0, "value_weights": {}, "full_task_rare": {}, "patch_embed_as_linear": False,
+         "view": "hud_crops"}
     assert stage_config(p, "tiny", 3, [], "shots", max_steps=7).max_steps == 7
+    assert stage_config({**p, "patch_embed_as_linear": True}, "tiny", 3, [], "shots").patch_embed_as_linear
     with pytest.raises(TypeError):
         stage_config(p, "tiny", 3, [], "shots", max_step=7)  # misspelt: refused, not a silent new attribute

@@ -64,7 +64,8 @@ def test_patch_embedding_runs_as_one_linear_layer_with_the_convolutions_results(
     from safetensors import safe_open
     from transformers import Qwen3VLForConditionalGeneration
 
-    fused, _ = loaded
+    fused, _ = load_model(ModelConfig(name=str(tiny), patch_embed_as_linear=True))
+    assert isinstance(loaded[0].model.visual.patch_embed.proj, torch.nn.Conv3d)  # the default: transformers' Conv3d
     conv = Qwen3VLForConditionalGeneration.from_pretrained(str(tiny), dtype=torch.float32)
     assert isinstance(conv.model.visual.patch_embed.proj, torch.nn.Conv3d)
     linear = fused.model.visual.patch_embed.linear_proj

@@ -43,7 +43,7 @@ class ModelConfig:
     dtype: str = "auto"                   # auto: bf16 on GPU, fp32 on CPU
     min_pixels: int = 64 * 32 * 32
     max_pixels: int = 448 * 252           # visual tokens dominate cost: bound the image size
-    patch_embed_as_linear: bool = True    # the vision patch embedding run as the linear layer it is (load_model)
+    patch_embed_as_linear: bool = False   # the vision patch embedding run as the linear layer it is (load_model)
 
     @property
     def path(self) -> str:
@@ -275,8 +275,10 @@ def load_model(config: ModelConfig, device: str | None = None, for_training: boo
     if config.patch_embed_as_linear and config.quantization is None:
         # The vision patch embedding is a Conv3d whose stride is its kernel: a linear layer over each patch. Run as one
         # (transformers' own fusion; checkpoints load and save in the Conv3d layout), a perception-pretraining step
-        # takes 0.21 s against 0.26 with the same losses: the convolution's weight gradient was a fifth of the step
-        # (BENCHMARKS.md, "eighth round"). Not under 4-bit, where bitsandbytes would quantize the new linear layer.
+        # takes 0.21-0.23 s against 0.27-0.31: the convolution's weight gradient was a fifth of the step. The sums
+        # differ in the last bits, and over 3,300 steps that is another draw of the base (60.6% held out against
+        # 68.4%), so it is off unless asked for (BENCHMARKS.md, "eighth round"). Not under 4-bit, where bitsandbytes
+        # would quantize the new linear layer.
         kwargs["fusion_config"] = {"patch_embeddings": True}
     if config.quantization == "4bit":
         from transformers import BitsAndBytesConfig
