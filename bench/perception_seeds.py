@@ -30,6 +30,9 @@ parser.add_argument("--label-crops", action="store_true", help="every image of t
                     "(' screen:', ' money:', ' health:', ...), so that a field can find its crop by the word")
 parser.add_argument("--layers", type=int, default=None, help="start from the tiny model with this many language "
                     "layers (2 in models/tiny-qwen3vl), freshly initialised with the same tokenizer and vision tower")
+parser.add_argument("--width", type=int, default=None, help="the language model's hidden size (128 in "
+                    "models/tiny-qwen3vl; the MLP 2x it, heads of 32 dimensions, the vision tower projecting to it), "
+                    "freshly initialised like --layers")
 args = parser.parse_args()
 overrides = json.loads(args.set)
 if isinstance(overrides.get("view"), str):
@@ -56,7 +59,7 @@ if args.label_crops:  # an exploration only: the backends and trainers downstrea
 
 shown = ["player_money", "player_health", "player_armor", "player_side", "alive_teammates", "round_phase"]
 with tempfile.TemporaryDirectory() as scratch:
-    if args.layers:
+    if args.layers or args.width:
         import torch
         from transformers import AutoConfig, GenerationConfig, Qwen3VLForConditionalGeneration
 
@@ -64,11 +67,18 @@ with tempfile.TemporaryDirectory() as scratch:
 
         _, processor = load_model(ModelConfig(name=tiny_path), device="cpu")
         config = AutoConfig.from_pretrained(tiny_path)
-        config.text_config.num_hidden_layers = args.layers
+        config.text_config.num_hidden_layers = args.layers or config.text_config.num_hidden_layers
+        if args.width:  # head_dim stays 32 (the rope sections cover 16 of its halves), so the heads grow with it
+            text = config.text_config
+            text.num_attention_heads = args.width // text.head_dim
+            text.num_key_value_heads = text.num_attention_heads // 2
+            text.hidden_size, text.intermediate_size = args.width, 2 * args.width
+            config.vision_config.out_hidden_size = args.width
         torch.manual_seed(0)
         deeper = Qwen3VLForConditionalGeneration(config).eval()
         deeper.generation_config = GenerationConfig.from_pretrained(tiny_path)  # its stop and pad tokens
-        print(f"{args.layers} language layers: {sum(p.numel() for p in deeper.parameters()):,} parameters", flush=True)
+        print(f"{config.text_config.num_hidden_layers} language layers of width {config.text_config.hidden_size}: "
+              f"{sum(p.numel() for p in deeper.parameters()):,} parameters", flush=True)
         tiny_path = str(save_model_folder(deeper, processor, Path(scratch) / "deeper"))
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as out:
