@@ -66,7 +66,8 @@ for name, research, loss_of in (("short prompt", False, plain), ("short prompt, 
                                  lambda batch: shared_prefix_loss(model, batch, shared_prefix_length(batch)))):
     seconds, preparing = [], []
     for step in range(10):
-        rows = range(step * 6 % (len(pool) - args.batch), step * 6 % (len(pool) - args.batch) + args.batch)
+        start = step * 6 % (len(pool) - args.batch)
+        rows = range(start, start + args.batch)
         t0 = time.perf_counter()
         batch = collate([encode(processor, pool[i][0], targets[i], research) for i in rows], processor.tokenizer.pad_token_id)
         prepared = time.perf_counter()
@@ -77,4 +78,5 @@ for name, research, loss_of in (("short prompt", False, plain), ("short prompt, 
         seconds.append(time.perf_counter() - t0)
         preparing.append(prepared - t0)
     print(f"{name}: {sum(seconds[2:]) / 8:.3f} s/step, of which preparing the batch {sum(preparing[2:]) / 8:.3f} s "
-          f"(batch {args.batch}, {batch['input_ids'].shape[1]} tokens per row, mean of steps 3-10)")
+          f"(batch {args.batch}, {batch['input_ids'].shape[1]} tokens per row, mean of steps 3-10); loss after its "
+          f"last step {loss.item()!r}")

@@ -63,9 +63,10 @@ with tempfile.TemporaryDirectory() as scratch:
         import torch
         from transformers import AutoConfig, GenerationConfig, Qwen3VLForConditionalGeneration
 
-        from chimera.vlm.models import ModelConfig, load_model, save_model_folder
+        from chimera.vlm.models import ModelConfig, load_processor, save_model_folder
 
-        _, processor = load_model(ModelConfig(name=tiny_path), device="cpu")
+        tiny = ModelConfig(name=tiny_path)  # the processor as load_model gives it, without loading the model too
+        processor = load_processor(tiny.path, tiny.min_pixels, tiny.max_pixels)
         config = AutoConfig.from_pretrained(tiny_path)
         config.text_config.num_hidden_layers = args.layers or config.text_config.num_hidden_layers
         if args.width:  # head_dim stays 32 (the rope sections cover 16 of its halves), so the heads grow with it
@@ -75,11 +76,11 @@ with tempfile.TemporaryDirectory() as scratch:
             text.hidden_size, text.intermediate_size = args.width, 2 * args.width
             config.vision_config.out_hidden_size = args.width
         torch.manual_seed(0)
-        deeper = Qwen3VLForConditionalGeneration(config).eval()
-        deeper.generation_config = GenerationConfig.from_pretrained(tiny_path)  # its stop and pad tokens
+        resized = Qwen3VLForConditionalGeneration(config).eval()
+        resized.generation_config = GenerationConfig.from_pretrained(tiny_path)  # its stop and pad tokens
         print(f"{config.text_config.num_hidden_layers} language layers of width {config.text_config.hidden_size}: "
-              f"{sum(p.numel() for p in deeper.parameters()):,} parameters", flush=True)
-        tiny_path = str(save_model_folder(deeper, processor, Path(scratch) / "deeper"))
+              f"{sum(p.numel() for p in resized.parameters()):,} parameters", flush=True)
+        tiny_path = str(save_model_folder(resized, processor, Path(scratch) / "resized"))
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as out:
             cfg = stage_config(params["perception"], tiny_path, seed, params["synthetic"]["backgrounds"],

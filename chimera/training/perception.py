@@ -448,7 +448,7 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
             items = [reading_example(phase_tasks[((step - 1) * cfg.batch_size + row) % len(phase_tasks)], i)
                      for row, i in enumerate(batch_ids)]
         else:
-            if full_rare_share and full_rare_frames:  # no draw without a share: the data order stays
+            if full_rare_frames:  # none without a share, and then no draw: the data order stays
                 batch_ids = [rng.choice(full_rare_frames) if rng.random() < full_rare_share else i for i in batch_ids]
             items = [encode(processor, pool[i][0], targets[i], research, value_weights=cfg.value_weights)
                      for i in batch_ids]
