@@ -7,6 +7,8 @@ and the data order.
     python bench/perception_seeds.py 0 --set '{"view": "vitals_apart", "full_task_rare": {"fields": ["player_health"], "share": 0.5}}'
     python bench/perception_seeds.py 0 --label-crops --set '{"view": "vitals_apart"}'  # each image named in the prompt
     python bench/perception_seeds.py 0 --layers 4                                 # a deeper language model
+    python bench/perception_seeds.py 0 1 --save out --set '{"view": "vitals_apart", "full_task_rare": {"fields":
+        ["player_health"], "share": 0.5}, "max_steps": 5400, "eval_every": 900}'  # 3x the full task; out/seed-N.json
 
 Each run takes as long as the stage (about 10-15 minutes on 2 cores); prints the stage's last curve point per seed.
 Needs models/tiny-qwen3vl (dvc repro build_tiny_model).
@@ -33,6 +35,8 @@ parser.add_argument("--layers", type=int, default=None, help="start from the tin
 parser.add_argument("--width", type=int, default=None, help="the language model's hidden size (128 in "
                     "models/tiny-qwen3vl; the MLP 2x it, heads of 32 dimensions, the vision tower projecting to it), "
                     "freshly initialised like --layers")
+parser.add_argument("--save", type=Path, default=None, help="write each seed's summary (its whole curve, every "
+                    "field at every point) to this folder as seed-N.json")
 args = parser.parse_args()
 overrides = json.loads(args.set)
 if isinstance(overrides.get("view"), str):
@@ -86,6 +90,9 @@ with tempfile.TemporaryDirectory() as scratch:
             cfg = stage_config(params["perception"], tiny_path, seed, params["synthetic"]["backgrounds"],
                                params["screens"]["shared_screenshots"], output_dir=out, **overrides)
             summary = train(cfg, progress=lambda message: print(message, flush=True))
+        if args.save:
+            args.save.mkdir(parents=True, exist_ok=True)
+            (args.save / f"seed-{seed}.json").write_text(json.dumps(summary, indent=1))
         held = summary["held_out"]
         print(f"seed {seed}: held-out value accuracy {held['value_accuracy']:.1%}, "
               f"schema-valid {held['schema_valid']:.0%}; "

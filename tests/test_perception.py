@@ -28,7 +28,8 @@ def trained(tmp_path_factory):
                                      "rare_share": 1.0}],  # ...steps 2-3 the vitals, then the view, off modes...
                            reading_replay=2,  # ...steps 4-9 rehearse them, two crop-alone examples a step...
                            research_prompt_every=3,  # ...steps 6 and 9 ask the research prompt; the others do not
-                           value_weights={"player_health": 4.0},  # ...and the full task weighs health's digits 4,
+                           value_weights={"player_health": 4.0},  # ...and the full task weighs health's digits 4
+                           value_weights_steps=4,  # ...for its first 4 steps (4-7), then 1 like every token,
                            full_task_rare={"fields": ["player_health"], "share": 1.0},  # its frames all below 100
                            dvclive_dir=str(root / "live"))
     encoded = []  # what each step was taught: (images, answer, research, reading, weights), from the real encode
@@ -254,15 +255,18 @@ def test_the_reading_phases_teach_each_number_from_its_crop_alone(trained):
     """Step 1 shows the money crop alone and asks money; steps 2-3 show the vitals crop alone and the whole view in
     turn, exactly as the view cuts them, asking armor and health, then money, drawn (rare_share 1) from the frames off
     the mode of one of them (health below 100, armor not 100); every later step shows the whole view and asks the full
-    game_state, drawn (full_task_rare share 1) from the frames whose health is off its mode, and rehearses two
-    reading examples (reading_replay)."""
+    game_state, drawn (full_task_rare share 1) from the frames whose health is off its mode, its first 4 steps
+    weighing health's digits (value_weights_steps), and rehearses two reading examples (reading_replay)."""
     from collections import Counter
 
     cfg, _, _, encoded = trained
-    assert {weights and tuple(weights) for *_, is_reading, weights in encoded} == {None, ("player_health",)}
-    assert all(bool(weights) == (not is_reading) for *_, is_reading, weights in encoded)  # the full task alone
-    encoded = [example[:4] for example in encoded]
     n = cfg.batch_size
+    weights = [weights for *_, weights in encoded[3 * n:]]  # the full task's steps 4-9, each its batch and 2 rehearsed
+    by_step = [weights[k:k + n + 2] for k in range(0, len(weights), n + 2)]
+    assert [[w and tuple(w) for w in step[:n]] for step in by_step] == (  # the full task alone, its first 4 steps
+        [[("player_health",)] * n] * cfg.value_weights_steps + [[None] * n] * 2)
+    assert not any(weights for *_, is_reading, weights in encoded if is_reading)
+    encoded = [example[:4] for example in encoded]
     money, mixed, rest = encoded[:n], encoded[n:3 * n], encoded[3 * n:]
     pool = [state for _, state in render_pool(cfg, 0, cfg.n_frames)]
     sizes = {name: tuple(size) for name, (_, size) in HUD_VIEW.crops.items()}
@@ -398,9 +402,10 @@ def test_a_field_the_game_state_lacks_is_refused_before_any_work(tmp_path):
     assert not (tmp_path / "base").exists()
     p = {"out": "b", "n_frames": 1, "n_val": 1, "max_steps": 1, "batch_size": 1, "learning_rate": 1e-3,
          "warmup_steps": 1, "eval_every": 1, "short_prompt_steps": 0, "research_prompt_every": 1, "reading": [],
-         "reading_replay": 0, "value_weights": {}, "full_task_rare": {}, "patch_embed_as_linear": False,
-         "view": "hud_crops"}
+         "reading_replay": 0, "value_weights": {}, "value_weights_steps": 0, "full_task_rare": {},
+         "patch_embed_as_linear": False, "view": "hud_crops"}
     assert stage_config(p, "tiny", 3, [], "shots", max_steps=7).max_steps == 7
     assert stage_config({**p, "patch_embed_as_linear": True}, "tiny", 3, [], "shots").patch_embed_as_linear
+    assert stage_config({**p, "value_weights_steps": 900}, "tiny", 3, [], "shots").value_weights_steps == 900
     with pytest.raises(TypeError):
         stage_config(p, "tiny", 3, [], "shots", max_step=7)  # misspelt: refused, not a silent new attribute

@@ -24,7 +24,9 @@ Measured levers (BENCHMARKS.md, "Perception pretraining"): the learning rate and
 label prior; 5e-4 learns, faster after a 300-step warmup), HUD-region crops as extra images (a whole 448x252 frame
 leaves a digit a fraction of a patch) that follow the HUD scale (49% -> 57% held out: the portraits and inventory
 land on the same crop pixels at every scale), and the number of steps, which sharing the research prompt's system
-text across a batch (`shared_prefix_loss`) makes cheaper.
+text across a batch (`shared_prefix_loss`) makes cheaper. Steps are what the full task lacked for health: three
+times as many (5,400, view `vitals_apart`, `full_task_rare` on health) read armor and money past 90% at two seeds and
+health at 92% / 81% (73.6% / 76.3% overall), for 24 more minutes on 2 cores (BENCHMARKS.md, "ninth round").
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class PerceptionConfig:
     research_prompt_every: int = 2      # ...then every Nth step asks the research prompt (its shared system text runs once)
     value_weights: dict = field(default_factory=dict)  # {field: w}: in the full task, the tokens of that field's value
     # weigh w in the loss (every other token 1): the digits' share of the loss, without leaving the full task
+    value_weights_steps: int = 0        # the weights hold for the full task's first N steps, then every token weighs 1
+    # (0: throughout): a field first learned at a large share of the loss, then kept at an equal one
     full_task_rare: dict = field(default_factory=dict)  # {"fields": [...], "share": r}: in the full task a share r of
     # the frames comes from those off the mode of one of the fields (health below 100), so that the prior is no answer
     patch_embed_as_linear: bool = False  # the vision patch embedding run as a linear layer: 13% less time, other float
@@ -131,6 +135,7 @@ def stage_config(p: dict, tiny_path: str, seed: int, backgrounds: list[str], scr
         warmup_steps=p["warmup_steps"], eval_every=p["eval_every"], seed=seed,
         short_prompt_steps=p["short_prompt_steps"], research_prompt_every=p["research_prompt_every"],
         reading=p["reading"], reading_replay=p["reading_replay"], value_weights=p["value_weights"],
+        value_weights_steps=p["value_weights_steps"],
         full_task_rare=p["full_task_rare"], patch_embed_as_linear=p["patch_embed_as_linear"],
         view=VIEWS[p["view"]].to_json(), backgrounds=backgrounds, screenshots_dir=screenshots_dir)
     return replace(cfg, **overrides)  # a misspelt override is a TypeError, not a silent new attribute
@@ -450,8 +455,9 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
         else:
             if full_rare_frames:  # none without a share, and then no draw: the data order stays
                 batch_ids = [rng.choice(full_rare_frames) if rng.random() < full_rare_share else i for i in batch_ids]
-            items = [encode(processor, pool[i][0], targets[i], research, value_weights=cfg.value_weights)
-                     for i in batch_ids]
+            weighted = not cfg.value_weights_steps or step - reading_steps <= cfg.value_weights_steps
+            items = [encode(processor, pool[i][0], targets[i], research,
+                            value_weights=cfg.value_weights if weighted else None) for i in batch_ids]
         batch = collate(items, processor.tokenizer.pad_token_id)
         loss = shared_prefix_loss(model, batch, shared_prefix_length(batch)) if research else causal_lm_loss(model, batch)
         first_loss = loss.item() if step == 1 else first_loss
