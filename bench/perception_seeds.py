@@ -37,6 +37,8 @@ parser.add_argument("--width", type=int, default=None, help="the language model'
                     "freshly initialised like --layers")
 parser.add_argument("--save", type=Path, default=None, help="write each seed's summary (its whole curve, every "
                     "field at every point) to this folder as seed-N.json")
+parser.add_argument("--priors", action="store_true", help="only render each seed's held-out frames and print how "
+                    "often health, armor and money sit at their most common value (no training)")
 args = parser.parse_args()
 overrides = json.loads(args.set)
 if isinstance(overrides.get("view"), str):
@@ -89,6 +91,12 @@ with tempfile.TemporaryDirectory() as scratch:
         with tempfile.TemporaryDirectory() as out:
             cfg = stage_config(params["perception"], tiny_path, seed, params["synthetic"]["backgrounds"],
                                params["screens"]["shared_screenshots"], output_dir=out, **overrides)
+            if args.priors:
+                held_out = perception.render_pool(cfg, cfg.n_frames, cfg.n_val)
+                prior = perception.held_out_prior(held_out, ["player_health", "player_armor", "player_money"])
+                print(f"seed {seed}: held out at their most common value: "
+                      + ", ".join(f"{name} {share:.0%}" for name, share in prior.items()), flush=True)
+                continue
             summary = train(cfg, progress=lambda message: print(message, flush=True))
         if args.save:
             args.save.mkdir(parents=True, exist_ok=True)

@@ -25,8 +25,9 @@ label prior; 5e-4 learns, faster after a 300-step warmup), HUD-region crops as e
 leaves a digit a fraction of a patch) that follow the HUD scale (49% -> 57% held out: the portraits and inventory
 land on the same crop pixels at every scale), and the number of steps, which sharing the research prompt's system
 text across a batch (`shared_prefix_loss`) makes cheaper. Steps are what the full task lacked for health: three
-times as many (5,400, view `vitals_apart`, `full_task_rare` on health) read armor and money past 90% at two seeds of three and
-health at 92% / 81% / 85% (73.6% / 76.3% / 73.2% overall), for 24 more minutes on 2 cores (BENCHMARKS.md, "ninth round").
+times as many (5,400, view `vitals_apart`, `full_task_rare` on health) read armor and money past 90% at two seeds of
+three and health at 92% / 81% / 85% (73.6% / 76.3% / 73.2% overall), for 24 more minutes on 2 cores (BENCHMARKS.md,
+"ninth round").
 """
 
 from __future__ import annotations
