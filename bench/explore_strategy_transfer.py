@@ -64,7 +64,7 @@ def probe(n: int) -> None:
     from chimera.training.sft import answer_dataset
     from chimera.vlm.models import ModelConfig, load_model
 
-    model, processor = load_model(ModelConfig(name="models/pretrain_strategy/final_model/merged_16bit"))
+    model, processor = load_model(ModelConfig(name="models/arms/pretrain_strategy-0/final_model/merged_16bit"))
     val = read_parquet("data/processed/strategy/val.parquet").sample(frac=1.0, random_state=0).head(n)
     data = answer_dataset(processor, pretraining_examples(val), STRATEGY_SYSTEM_PROMPT)
     hits, written = Counter(), Counter()

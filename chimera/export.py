@@ -54,13 +54,13 @@ def export_model(model_dir: str | Path, out: str | Path) -> Path:
 
 def lineage_of(model_dir: str, p: dict) -> tuple[str, dict]:
     """(name, lineage) of a model folder from params.yaml: which run of the experiment made it, from what."""
-    from chimera.grid import ARM_LABELS, grid_cells, grpo_cells
+    from chimera.grid import ARM_LABELS, arm_folder, grid_cells, grpo_cells
 
     resolved = Path(model_dir).resolve()
     base_model = p.get("model", {}).get("name")
     for key, cell in (grid_cells(p["sweep"]) if p.get("sweep") else {}).items():
         if Path(cell["path"]).resolve() == resolved:
-            return key, {"base": f"models/{cell['arm']}", "shots": cell["shots"],
+            return key, {"base": arm_folder(cell["arm"], cell["seed"]), "shots": cell["shots"],
                          "arm": ARM_LABELS.get(cell["arm"], cell["arm"]), "seed": cell["seed"], "base model": base_model}
     for key, cell in (grpo_cells(p["grpo"]) if p.get("grpo") else {}).items():
         if Path(cell["path"]).resolve() == resolved:

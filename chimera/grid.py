@@ -78,7 +78,19 @@ def experiment_models(p: dict) -> dict[str, str]:
     return models
 
 
-def arm_base(arm: str, root: str | Path = ".") -> str:
-    """The model an arm's SFT starts from: its pretraining stage's merged model, or the perceiving base itself."""
-    merged = Path("models") / arm / "final_model" / "merged_16bit"
-    return str(merged) if (Path(root) / merged).is_dir() else str(Path("models") / arm)
+# what each arm's pretraining stage does before the screenshots: nothing (the perceiving base itself), the
+# strategy text, or the same text with its targets shuffled (stages/pretrain_strategy.py)
+ARM_PRETRAINING = {"perception": None, "pretrain_strategy": "strategy", "pretrain_control": "control"}
+
+
+def arm_folder(arm: str, seed: int) -> str:
+    """What the `pretrain` stage writes for an arm at a seed (dvc.yaml: pretrain@<arm>-<seed>): the arm's own
+    pretraining at that seed, so the grid's seeds cover the pretraining's randomness as well as the SFT's."""
+    return f"models/arms/{arm}-{int(seed)}"
+
+
+def arm_base(arm: str, seed: int, root: str | Path = ".") -> str:
+    """The model an arm's SFT at a seed starts from: its pretraining's merged model, or (the vision-only arm, which
+    has no pretraining) the folder's redirect to the perceiving base (chimera.vlm.models.ensure_local follows it)."""
+    merged = Path(arm_folder(arm, seed)) / "final_model" / "merged_16bit"
+    return str(merged) if (Path(root) / merged).is_dir() else arm_folder(arm, seed)

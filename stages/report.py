@@ -49,7 +49,7 @@ report = build_report(summaries, frames, params("report")["comparisons"], traini
 steps = (f"equal epochs: every run takes {sweep['epochs']} passes over its shots at batch {sft['batch_size']}"
          if sweep["equal"] == "epochs" else f"equal steps: every run takes {sweep['steps']} optimizer steps")
 pre = params("pretrain_strategy")
-steps += (f"; the strategy and control pretraining take {pre['max_steps']} steps at batch {pre['batch_size']} over "
+steps += (f"; the strategy and control pretraining, at each seed, take {pre['max_steps']} steps at batch {pre['batch_size']} over "
           f"{pre['max_examples']} demo texts" + (
               f" and {pre['rehearsal_frames']} frames of the base's own training pool, its reading rehearsed (both arms)"
               if pre["rehearsal_frames"] and params("model")["name"] == TINY else ""))
@@ -59,7 +59,9 @@ report["grid"] = {"seeds": list(sweep["seeds"]), "shots": list(sweep["shots"]), 
                   "steps": steps, "named_cells": named, "summary": grid_summary(frames, cells, seed),
                   "labels_saved": (labels_saved(frames, cells, named["B"], sweep["named"]["C"]["arm"], seed=seed)
                                    if "B" in named and "C" in sweep["named"] else {}),
-                  "per_field": per_field_deltas(frames, named, seed=seed), "slices": slices(frames, named, seed)}
+                  "per_field": per_field_deltas(frames, named, seed=seed), "slices": slices(frames, named, seed),
+                  "pretraining": {arm: [read_json(f"metrics/arms/{arm}-{s}.json")["final_val_loss"] for s in sweep["seeds"]]
+                                  for arm in sweep["arms"]}}
 e_train = {key: read_json(f"metrics/train/{key}.json") for key in e_cells}
 report["grpo"] = {key: {"label": grpo_label(cell, sweep), "from": cell["sft"], "seed": cell["seed"],
                         "rewards": e_train[key]["reward_windows"], "per_step": e_train[key]["reward_per_step"],

@@ -1,5 +1,5 @@
-"""Stage sft: visual SFT of one cell of the research grid (params.yaml `sweep`: arm x shots x seed); val loss on
-the val split.
+"""Stage sft: visual SFT of one cell of the research grid (params.yaml `sweep`: arm x shots x seed), from its arm's
+base at its seed (stage pretrain: models/arms/<arm>-<seed>); val loss on the val split.
 
     python stages/sft.py perception 100 0           # what `dvc repro sft@100-perception-0` runs (B, seed 0)
     python stages/sft.py perception 100 0 --resume  # continue from the newest checkpoint even if the config changed
@@ -21,6 +21,7 @@ from chimera.io import CHECKPOINT_CACHE, read_parquet, set_max_image_pixels, wri
 from chimera.records import load_records
 from chimera.training.settings import lora_settings, model_settings
 from chimera.training.sft import SFTRunConfig, dry_run, screen_dataset, train
+from chimera.vlm.models import ensure_local
 from chimera.vlm.views import load_view
 
 set_max_image_pixels(params("screens")["max_image_pixels"])  # docs/errors.md: bombs refused
@@ -31,7 +32,7 @@ p, sweep = params("sft"), params("sweep")
 if sweep["equal"] not in ("epochs", "steps"):
     raise SystemExit(f"params.yaml sweep.equal: {sweep['equal']!r} is not 'epochs' or 'steps'")
 steps = (math.ceil(shots * sweep["epochs"] / p["batch_size"]) if sweep["equal"] == "epochs" else sweep["steps"])
-base = arm_base(arm)
+base = ensure_local(arm_base(arm, seed))  # the vision-only arm's folder is a redirect to the perceiving base
 splits = read_parquet("data/labeled/splits.parquet")
 labels = load_records("data/labeled/labels")
 try:

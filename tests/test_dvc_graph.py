@@ -40,3 +40,19 @@ def test_reads_are_derived_from_code():
     reads = script_reads(ROOT / "stages" / "evaluate.py")
     assert "chimera/evaluation/metrics.py" in reads.code and "chimera/schema.py" in reads.code  # transitive
     assert "models/winprob_screen.joblib" in reads.paths
+
+
+def test_every_cell_starts_from_its_own_arms_pretraining_at_its_own_seed():
+    """The grid's seeds cover the pretraining: each SFT cell depends on the pretrain stage of its arm and seed, and
+    that stage runs its arm at that seed (so two seeds are two pretrainings, not one shared)."""
+    from chimera.grid import arm_folder
+
+    by_out = {out: s for s in STAGES for out in s.outs}
+    cells = [s for s in STAGES if s.name.startswith("sft@")]
+    assert cells
+    for cell in cells:
+        arm, seed = cell.argv[0], int(cell.argv[2])
+        maker = by_out[arm_folder(arm, seed)]
+        assert arm_folder(arm, seed) in cell.deps and maker.argv == [arm, str(seed)], cell.name
+    seeds = {int(s.argv[1]) for s in STAGES if s.name.startswith("pretrain@")}
+    assert seeds == {int(c.argv[2]) for c in cells} and len(seeds) > 1

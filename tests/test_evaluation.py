@@ -425,3 +425,14 @@ def test_e_moved_its_reward_only_when_the_welch_interval_leaves_zero():
     assert "| +0.020 [+0.011, +0.029] (32 prompts) |" in text
     assert ("E after C: did not move its reward beyond step-to-step noise; on the same prompts, raised its reward."
             in text)
+
+
+def test_the_report_quotes_each_arms_pretraining_at_each_seed():
+    from chimera.evaluation.report import grid_lines
+
+    grid = {"steps": "equal epochs", "seeds": [0, 1], "summary": [], "arm_labels": {"perception": "vision-only"},
+            "pretraining": {"perception": [8.9176, 8.8756], "pretrain_strategy": [0.2643, None]}}
+    text = "\n".join(grid_lines({"grid": grid, "rows": {}}))
+    assert "vision-only 8.918, 8.876; pretrain_strategy 0.264, -." in text
+    assert "val loss on the strategy val split" in text
+    assert "strategy val split" not in "\n".join(grid_lines({"grid": {**grid, "pretraining": {}}, "rows": {}}))

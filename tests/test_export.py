@@ -80,7 +80,7 @@ def test_lineage_names_the_run_that_made_the_model(tmp_path):
               "grpo": {"arms": ["perception"], "shots": 100, "seeds": [0]}}
     name, lineage = lineage_of("models/sft/pretrain_strategy-20-1/final_model/merged_16bit", params)
     assert name == "sft/pretrain_strategy-20-1" and lineage["shots"] == 20 and lineage["seed"] == 1
-    assert lineage["arm"] == "strategy-pretrained" and lineage["base"] == "models/pretrain_strategy"
+    assert lineage["arm"] == "strategy-pretrained" and lineage["base"] == "models/arms/pretrain_strategy-1"
     assert lineage_of("models/perception", params) == ("A_zeroshot", {
         "base": "models/perception", "shots": 0, "arm": "zero-shot", "seed": 0, "base model": "tiny"})
     name, lineage = lineage_of("models/grpo/perception-100-0/final_model/merged_16bit", params)  # E after B

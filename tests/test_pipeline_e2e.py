@@ -126,6 +126,17 @@ def test_dvc_repro_runs_every_stage_offline_and_a_second_repro_is_a_noop(tmp_pat
     assert (repo / "models" / "sft" / "pretrain_strategy-6-0" / "final_model" / "merged_16bit" / "config.json").exists()
     assert (repo / "dvclive" / "sft" / "perception-6-0" / "metrics.json").exists()
     assert json.loads((repo / "metrics" / "train" / "sft" / "perception-6-0.json").read_text())["final_val_loss"] is not None
+    # each arm's base at the seed: vision-only starts from the perceiving base itself (its folder a redirect), the
+    # pretrained arms from their own pretraining; the report quotes each pretraining's val loss from its metrics
+    redirect = json.loads((repo / "models" / "arms" / "perception-0" / "chimera_base.json").read_text())
+    assert redirect["name"] == "models/perception"
+    for arm, base in (("perception", "models/perception"),
+                      ("pretrain_strategy", "models/arms/pretrain_strategy-0/final_model/merged_16bit")):
+        assert json.loads((repo / "metrics" / "train" / "sft" / f"{arm}-6-0.json").read_text())["base"] == base
+    for arm, losses in report["grid"]["pretraining"].items():
+        assert losses == [json.loads((repo / "metrics" / "arms" / f"{arm}-0.json").read_text())["final_val_loss"]]
+    pre = report["grid"]["pretraining"]
+    assert pre["pretrain_strategy"][0] < pre["perception"][0]  # three steps on the text move its val loss down
     winprob = json.loads((repo / "metrics" / "winprob.json").read_text())
     assert winprob["beats_baseline"]
     floor = winprob["ece_floor"]["overall"]  # the ECE target beside what a perfectly calibrated model scores here

@@ -18,8 +18,8 @@ from chimera.training.overfit import overfit
 from chimera.evaluation.metrics import consistency
 from chimera.training.rewards import (REWARDS, advice_reward, consistency_reward, format_reward, perception_reward,
                                       strategy_reward)
-from chimera.training.sft import (SFTRunConfig, dry_run, load_for_training, make_trainer, screen_dataset, answer_dataset,
-                                  train)
+from chimera.training.sft import (SFTRunConfig, dry_run, evaluate_only, load_for_training, make_trainer, screen_dataset,
+                                  answer_dataset, train)
 from chimera.vlm.backends import LocalBackend
 from chimera.vlm.models import ModelConfig, build_tiny_model, load_model, load_processor
 
@@ -223,6 +223,26 @@ def test_reading_rehearsal_rows_train_their_game_state_beside_the_text(tiny, tmp
     texts = with_images(answer_dataset(processor, [(f"Round {i}.", state, '{"analysis":{}}') for i in range(4)],
                                        long_system), [])
     assert train(cfg(tiny, tmp_path / "text", max_steps=1, merge=False), texts)["steps"] == 1
+
+
+def test_evaluate_only_is_the_val_loss_a_run_starts_from(tiny, tmp_path):
+    """The vision-only arm's pretraining stage takes no step: evaluate_only reports the base's val loss, the one a
+    run whose weights do not move (learning rate 0) reports, above what a trained run reaches, as step 0 of a curve."""
+    processor = load_processor(tiny)
+    state = GameState(player_money=4150).model_dump_json()
+    texts = answer_dataset(processor, [(f"Round {i}.", state, '{"analysis":{"economy_assessment":"eco"}}')
+                                       for i in range(4)], "Sys.")
+    base = evaluate_only(cfg(tiny, tmp_path / "base", dvclive_dir=str(tmp_path / "live"),
+                             checkpoint_dir=str(tmp_path / "checkpoints")), texts)
+    assert base["steps"] == 0 and base["first_val_loss"] == base["final_val_loss"] == base["best_val_loss"]
+    assert not (tmp_path / "checkpoints").exists()  # nothing to resume: no folder left behind
+    still = train(cfg(tiny, tmp_path / "still", max_steps=1, learning_rate=0.0, merge=False), texts, eval_dataset=texts)
+    assert base["final_val_loss"] == pytest.approx(still["final_val_loss"], rel=1e-5)
+    trained = train(cfg(tiny, tmp_path / "trained", max_steps=6, merge=False), texts, eval_dataset=texts)
+    assert trained["final_val_loss"] < base["final_val_loss"] - 0.5
+    curve = (tmp_path / "live" / "plots" / "metrics" / "eval" / "loss.tsv").read_text().splitlines()
+    assert curve[0] == "step\tloss" and len(curve) == 2  # one point, at step 0, the base's loss
+    assert curve[1].split("\t")[0] == "0" and float(curve[1].split("\t")[1]) == pytest.approx(base["final_val_loss"])
 
 
 def test_resume_continues_from_the_saved_step(tiny, tmp_path, screens):

@@ -242,9 +242,9 @@ def research_answers(frames: dict[str, pd.DataFrame], named: dict[str, list[str]
                    "rule strategist, so C > B there is a positive control of the transfer mechanism (text-only "
                    "pretraining reaching image-conditioned answers), not evidence about game knowledge; the control "
                    "arm, pretrained on the same text with shuffled targets, is what tells the two apart."),
-        "not_yet": ("the strategy and control pretraining run once (the top-level seed), so the seeds cover the "
-                    "screenshot SFT's randomness (shot draw, LoRA init, data order), not the pretraining's; E (GRPO) "
-                    "runs at the seeds of params.yaml grpo.seeds only"),
+        "not_yet": ("the seeds cover the strategy and control pretraining and the screenshot SFT (texts, shuffle, "
+                    "shot draw, LoRA init, data order), not the perceiving base every arm starts from: it is one "
+                    "run, at the top-level seed; E (GRPO) runs at the seeds of params.yaml grpo.seeds only"),
     }
 
 
@@ -312,6 +312,12 @@ def grid_lines(report: dict) -> list[str]:
     constant = report["rows"].get(CONSTANT)
     if constant:  # the trivial baseline beside the grid, on the same frames
         lines.append(f"| constant (baseline) | - | | {_ci(constant[HEADLINE])} | - | {_ci(constant['analysis_accuracy'])} |")
+    pre = g.get("pretraining") or {}
+    if pre:
+        lines += ["", "Each arm's pretraining at each seed, by its val loss on the strategy val split (whole matches "
+                  "held out; vision-only takes no step, so its loss is the base's, where the others start): " + "; ".join(
+                      f"{labels.get(arm, arm)} " + ", ".join("-" if v is None else f"{v:.3f}" for v in losses)
+                      for arm, losses in pre.items()) + "."]
     saved = g.get("labels_saved") or {}
     if saved:
         fmt = lambda x: (f"more than {max(saved['grid'])}" if not np.isfinite(x) else  # noqa: E731

@@ -146,17 +146,12 @@ def redirect_to_pretrained(model_name: str, out: str | Path) -> str | None:
     """The 8B path: `model_name` (a hub id or a model folder) is a pretrained VLM that already reads, so the stage
     trains nothing and `out` becomes a redirect to it (chimera.vlm.models.ensure_local follows it). Returns why,
     or None for the tiny model, which must be trained."""
-    import shutil
-
-    from chimera.vlm.models import BASE_REDIRECT, TINY
+    from chimera.vlm.models import TINY, redirect
 
     if model_name == TINY:
         return None
     why = f"{model_name} is a pretrained VLM that already reads the HUD: perception pretraining is for the tiny model"
-    out = Path(out)
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    (out / BASE_REDIRECT).write_text(json.dumps({"name": model_name, "why": why}, indent=2) + "\n")
+    redirect(model_name, out, why)
     return why
 
 

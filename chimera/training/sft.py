@@ -283,6 +283,20 @@ def train(cfg: SFTRunConfig, dataset, resume: bool | None = None, callbacks=(), 
     return summary
 
 
+def evaluate_only(cfg: SFTRunConfig, eval_dataset) -> dict:
+    """The val loss of cfg.base_model as it is, no step taken: the point a pretraining's val loss moves from. It is
+    logged to cfg.dvclive_dir at step 0, so its curve is one point beside the trained runs'. The summary has
+    train()'s loss keys (no training losses)."""
+    torch.manual_seed(cfg.seed)
+    model, processor = load_for_training(cfg)  # LoRA's B starts at zero: the adapted model is the base
+    trainer = make_trainer(cfg, model, processor, eval_dataset, callbacks=dvclive_callbacks(cfg.dvclive_dir),
+                           eval_dataset=eval_dataset)
+    loss = trainer.evaluate()["eval_loss"]
+    finish_checkpoints(cfg)  # the trainer made its folder; nothing was saved in it
+    return {"steps": 0, "first_loss": None, "final_loss": None, "val_examples": len(eval_dataset),
+            "first_val_loss": loss, "final_val_loss": loss, "best_val_loss": loss}
+
+
 def merge_and_save(peft_model, processor, path: str | Path, dtype=torch.bfloat16) -> Path:
     """Fold the LoRA weights in and save a plain 16-bit model the next stage loads like any other. In place:
     no second copy of the weights (the adapter is saved first; the PEFT model is spent afterwards)."""

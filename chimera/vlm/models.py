@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,6 +201,16 @@ def __getattr__(name):  # lazy: the class needs transformers, which is slow to i
 
 
 BASE_REDIRECT = "chimera_base.json"  # a folder standing for another model: {"name": hub id or folder, "why": ...}
+
+
+def redirect(name: str, out: str | Path, why: str) -> None:
+    """Make `out` a folder that stands for the model `name` (a hub id or a folder), saying why."""
+    from chimera.io import atomic_write_text
+
+    out = Path(out)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    atomic_write_text(out / BASE_REDIRECT, json.dumps({"name": name, "why": why}, indent=2) + "\n")
 
 
 def ensure_local(name: str) -> str:
