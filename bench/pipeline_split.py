@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 PARTS = [  # (part, stage-name pattern), first match wins
     ("perception pretraining", r"^pretrain_perception$"),
-    ("strategy pretraining and its control", r"^pretrain_(strategy|control)$"),
+    ("each arm's pretraining at each seed (strategy, control; vision-only evaluates)", r"^pretrain@"),
     ("grid: SFT", r"^sft@"),
     ("grid: decode", r"^infer_sft@"),
     ("grid: evaluate", r"^evaluate_sft@"),
