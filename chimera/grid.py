@@ -89,8 +89,8 @@ def arm_folder(arm: str, seed: int) -> str:
     return f"models/arms/{arm}-{int(seed)}"
 
 
-def arm_base(arm: str, seed: int, root: str | Path = ".") -> str:
+def arm_base(arm: str, seed: int) -> str:
     """The model an arm's SFT at a seed starts from: its pretraining's merged model, or (the vision-only arm, which
     has no pretraining) the folder's redirect to the perceiving base (chimera.vlm.models.ensure_local follows it)."""
     merged = Path(arm_folder(arm, seed)) / "final_model" / "merged_16bit"
-    return str(merged) if (Path(root) / merged).is_dir() else arm_folder(arm, seed)
+    return str(merged) if merged.is_dir() else arm_folder(arm, seed)

@@ -42,32 +42,33 @@ if p["rehearsal_prompt"] not in ("research", "short"):
     raise SystemExit(f"params.yaml pretrain_strategy.rehearsal_prompt: {p['rehearsal_prompt']!r} is not research | short")
 out = arm_folder(arm, seed)
 name = f"arms/{arm}-{seed}"  # its curve, metrics and checkpoints are named after it
-rows = read_parquet("data/processed/strategy/train.parquet").sample(frac=1.0, random_state=seed).head(p["max_examples"])
 val = read_parquet("data/processed/strategy/val.parquet").sample(frac=1.0, random_state=seed).head(p["max_val_examples"])
-completions = rows.completion.tolist()
-if pretraining == "control":  # each prompt gets another example's target: same text, no link to the state
-    completions = control_targets(completions, seed)
 base = params("perception")["out"]  # the perceiving base (a redirect to the hub model on the 8B path)
 processor = load_processor(ensure_local(base))  # its chat template writes the prompt
-dataset = answer_dataset(processor, pretraining_examples(rows, completions), STRATEGY_SYSTEM_PROMPT)
 val_dataset = answer_dataset(processor, pretraining_examples(val), STRATEGY_SYSTEM_PROMPT)
-if p["rehearsal_frames"] and model["name"] == TINY:  # the 8B's reading is not ours to keep
-    if pretraining:
-        perception = stage_config(params("perception"), model["tiny_path"], pool_seed,
-                                  params("synthetic")["backgrounds"], params("screens")["shared_screenshots"])
-        frames = render_pool(perception, 0, p["rehearsal_frames"])  # the first of the base's own training frames
-        dataset = with_images(dataset, rehearsal_rows(processor, frames, research=p["rehearsal_prompt"] == "research"))
+rehearse = p["rehearsal_frames"] and model["name"] == TINY  # the 8B's reading is not ours to keep
+if rehearse:
     val_dataset = with_images(val_dataset, [])  # one collator (trl's vision one) for both; the val loss is the text's
 cfg = SFTRunConfig(base_model=base,
                    output_dir=out, max_steps=p["max_steps"], learning_rate=p["learning_rate"],
                    per_device_train_batch_size=p["batch_size"], seed=seed, dvclive_dir=f"dvclive/{name}",
                    eval_steps=p["eval_steps"], checkpoint_dir=str(CHECKPOINT_CACHE / name),
                    **lora_settings(params("train")), **model_settings(model))
-if pretraining:
-    summary = train(cfg, dataset, eval_dataset=val_dataset)
-else:  # the vision-only arm: the base itself, and the val loss the pretrained arms start from
+if not pretraining:  # the vision-only arm: the base itself, and the val loss the pretrained arms start from
     summary = evaluate_only(cfg, val_dataset)
     redirect(base, out, "the vision-only arm has no pretraining: its SFT starts from the perceiving base")
+else:
+    rows = read_parquet("data/processed/strategy/train.parquet").sample(frac=1.0, random_state=seed).head(p["max_examples"])
+    completions = rows.completion.tolist()
+    if pretraining == "control":  # each prompt gets another example's target: same text, no link to the state
+        completions = control_targets(completions, seed)
+    dataset = answer_dataset(processor, pretraining_examples(rows, completions), STRATEGY_SYSTEM_PROMPT)
+    if rehearse:
+        perception = stage_config(params("perception"), model["tiny_path"], pool_seed,
+                                  params("synthetic")["backgrounds"], params("screens")["shared_screenshots"])
+        frames = render_pool(perception, 0, p["rehearsal_frames"])  # the first of the base's own training frames
+        dataset = with_images(dataset, rehearsal_rows(processor, frames, research=p["rehearsal_prompt"] == "research"))
+    summary = train(cfg, dataset, eval_dataset=val_dataset)
 write_json(f"metrics/{name}.json", {"arm": arm, "seed": seed, "pretraining": pretraining or "none",
                                     **{k: v for k, v in summary.items() if k != "config"}})
 log("pretrain").info("%s: %d steps, loss %s -> %s, val loss %s -> %s", name, summary["steps"], summary["first_loss"],
