@@ -436,3 +436,19 @@ def test_the_report_quotes_each_arms_pretraining_at_each_seed():
     assert "vision-only 8.918, 8.876; pretrain_strategy 0.264, -." in text
     assert "val loss on the strategy val split" in text
     assert "strategy val split" not in "\n".join(grid_lines({"grid": {**grid, "pretraining": {}}, "rows": {}}))
+
+
+def test_the_data_efficiency_plot_keeps_its_title_on_the_page():
+    """The title carries the training budget, a sentence or two long (the committed report's): every line of it is
+    drawn inside the figure, not cut off at both edges as the README's plot was."""
+    from pathlib import Path
+
+    from chimera.evaluation.plots import data_efficiency_figure
+
+    report = json.loads((Path(__file__).parents[1] / "metrics" / "report.json").read_text())
+    assert len(report["grid"]["steps"]) > 150  # long enough to leave the page unwrapped
+    fig = data_efficiency_figure(report)
+    fig.canvas.draw()
+    box = fig._suptitle.get_window_extent(fig.canvas.get_renderer())
+    assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1, (box, fig.bbox)
+    assert report["grid"]["steps"].split()[-1] in fig._suptitle.get_text()  # wrapped, not cut

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -115,6 +116,13 @@ def comparison_plot(report: dict, path: str | Path, shown: dict[str, str] | None
 def data_efficiency_plot(report: dict, path: str | Path) -> Path:
     """Accuracy against shots, one line per arm (mean over seeds, band: 95% interval over seeds and frames, dots:
     the seeds), with the constant, OCR and zero-shot rows of the same run as horizontal lines."""
+    fig = data_efficiency_figure(report)
+    out = save_figure(fig, path)
+    plt.close(fig)
+    return out
+
+
+def data_efficiency_figure(report: dict):
     summary, rows, labels = report["grid"]["summary"], report["rows"], report["grid"].get("arm_labels", {})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for ax, (key, title) in zip(axes, (("value_accuracy", "game_state value accuracy"),
@@ -140,8 +148,8 @@ def data_efficiency_plot(report: dict, path: str | Path) -> Path:
         ax.minorticks_off()
         ax.set(xlabel="labelled screenshots (shots)", ylabel=title, title=title, ylim=(0, 1.02))
         ax.legend(fontsize=7)
-    fig.suptitle(f"Data efficiency ({len(report['grid']['seeds'])} seeds, {report['grid']['steps']})", fontsize=9)
+    # the training budget is a sentence or two: wrapped, or the page cuts it off at both ends
+    title = f"Data efficiency ({len(report['grid']['seeds'])} seeds, {report['grid']['steps']})"
+    fig.suptitle(textwrap.fill(title, 130), fontsize=9)
     fig.tight_layout()
-    out = save_figure(fig, path)
-    plt.close(fig)
-    return out
+    return fig
