@@ -452,3 +452,19 @@ def test_the_data_efficiency_plot_keeps_its_title_on_the_page():
     box = fig._suptitle.get_window_extent(fig.canvas.get_renderer())
     assert fig.bbox.x0 <= box.x0 and box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1, (box, fig.bbox)
     assert report["grid"]["steps"].split()[-1] in fig._suptitle.get_text()  # wrapped, not cut
+
+
+def test_the_verdict_puts_a_grids_lone_winner_beside_what_chance_gives():
+    """In the full grid one cell of 36 cleared the constant on economy + importance: the first line must say how
+    many of how many did, and how many would by chance, so one cell is not read as a result."""
+    from chimera.evaluation.report import verdict_line
+
+    cells = [f"sft/cell-{i}" for i in range(36)]
+    line = verdict_line({"models_not_beating_constant": [], "models_beating_constant": cells,
+                         "models_beating_constant_on_analysis": cells[7:8]})
+    assert line.startswith("Every model beats the constant predictor")
+    assert "the models that beat the constant (1 of 36; each is tested alone at 95%, so of 36 models" in line
+    assert "about 0.9 would seem to beat it by chance): sft/cell-7." in line
+    line = verdict_line({"models_not_beating_constant": cells[:30], "models_beating_constant": cells[30:],
+                         "models_beating_constant_on_analysis": []})
+    assert "Models that do (6 of 36; each" in line and "**On economy + importance no model beats" in line

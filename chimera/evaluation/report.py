@@ -356,22 +356,31 @@ def provenance_lines(p: dict | None) -> list[str]:
     return ["", "Made by: " + "; ".join(f"{k}: {v}" for k, v in p.items()) + "."]
 
 
+def by_chance(models: int) -> str:
+    """How many of `models` that are no better than the constant would still clear it: each is tested alone, and a
+    95% interval leaves 2.5% above zero. One cell of a 36-cell grid clearing it is what chance gives."""
+    return (f"; each is tested alone at 95%, so of {models} models no better than the constant about "
+            f"{0.025 * models:.1f} would seem to beat it by chance")
+
+
 def verdict_line(report: dict) -> str:
     """The first thing a reader sees: which models beat the constant predictor, which do not, on the game_state
     and on the analysis (economy + importance)."""
     below, above = report["models_not_beating_constant"], report["models_beating_constant"]
+    models = len(below) + len(above)
     if not above:
         line = ("**No model beats the constant predictor** on game_state value accuracy (paired 95% interval "
                 "above zero): " + ", ".join(below) + ".")
     elif below:
         line = (f"**Models that do not beat the constant predictor**: {', '.join(below)}. "
-                f"Models that do: {', '.join(above)}.")
+                f"Models that do ({len(above)} of {models}{by_chance(models)}): {', '.join(above)}.")
     else:
         line = f"Every model beats the constant predictor on game_state value accuracy: {', '.join(above)}."
     analysis = report.get("models_beating_constant_on_analysis")
     if analysis is not None:
         line += (" **On economy + importance no model beats the constant predictor.**" if not analysis else
-                 f" On economy + importance, the models that beat the constant: {', '.join(analysis)}.")
+                 f" On economy + importance, the models that beat the constant ({len(analysis)} of {models}"
+                 f"{by_chance(models)}): {', '.join(analysis)}.")
     return line
 
 
