@@ -296,6 +296,19 @@ def test_hub_model_offline_is_a_clear_error_not_a_hang(monkeypatch, tmp_path):
         ensure_local("tiny")
 
 
+def test_a_missing_model_folder_says_how_the_pipeline_builds_it_not_how_to_download_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()  # a checkout before `dvc repro`: models/ exists, models/perception does not
+    for name in ("models/perception", "./perception", str(tmp_path / "models" / "sft" / "B")):
+        with pytest.raises(ModelUnavailableError, match="no such model folder.*dvc repro") as raised:
+            ensure_local(name)
+        assert "huggingface-cli" not in str(raised.value)
+    with pytest.raises(ModelUnavailableError, match="not in the local Hugging Face cache"):
+        ensure_local("Qwen/Qwen3-VL-8B-Instruct")  # no folder Qwen here: still a hub id
+
+
 @pytest.mark.parametrize("field,text,expected", [
     ("player_money", "$4,550", 4550), ("player_money", "I can't tell", None), ("player_health", "69 HP", 69),
     ("player_side", "Counter-Terrorist", "CT"), ("player_side", "T side", "T"),

@@ -223,6 +223,11 @@ def ensure_local(name: str) -> str:
         return name
     if name == TINY:
         raise ModelUnavailableError("the tiny model is not built yet: run `dvc repro build_tiny_model`")
+    if _meant_as_folder(name):  # "models/perception" before `dvc repro`: not a hub id to download
+        raise ModelUnavailableError(
+            f"{name}: no such model folder. The pipeline's models are DVC outputs: `dvc repro` builds them (`dvc repro "
+            f"pretrain_perception` the base alone) and `dvc pull` fetches them from a remote; a hub model goes there "
+            f"with `hf download ORG/NAME --local-dir {name}`")
     from huggingface_hub import snapshot_download
 
     try:
@@ -234,6 +239,14 @@ def ensure_local(name: str) -> str:
             f"{name}: not in the local Hugging Face cache and the hub cannot be reached (offline?). "
             f"On a connected machine run `huggingface-cli download {name}`, or use model.name: tiny.")
     return name
+
+
+def _meant_as_folder(name: str) -> bool:
+    """A hub id is `org/name`; a path that starts like one on disk (`./x`, `/x`, `~/x`), has more parts, or whose
+    first part is a folder here (`models/perception`) means a local folder."""
+    parts = Path(name).expanduser().parts
+    return (name.startswith((".", "/", "~")) or len(parts) > 2
+            or (len(parts) == 2 and Path(parts[0]).is_dir()))
 
 
 def _hub_reachable(timeout_s: float = 5.0) -> bool:
