@@ -307,6 +307,17 @@ def test_a_missing_model_folder_says_how_the_pipeline_builds_it_not_how_to_downl
         assert "huggingface-cli" not in str(raised.value)
     with pytest.raises(ModelUnavailableError, match="not in the local Hugging Face cache"):
         ensure_local("Qwen/Qwen3-VL-8B-Instruct")  # no folder Qwen here: still a hub id
+    # a hub id in the Hugging Face cache is that model, even beside a folder named like its organisation (the cache's
+    # folder is read when huggingface_hub is imported, which an earlier test may have done: set it directly)
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    cached = tmp_path / "hf" / "hub" / "models--Qwen--Qwen3-VL-8B-Instruct"
+    (cached / "snapshots" / "abc123").mkdir(parents=True)
+    (cached / "refs").mkdir()
+    (cached / "refs" / "main").write_text("abc123")
+    (tmp_path / "Qwen").mkdir()
+    assert ensure_local("Qwen/Qwen3-VL-8B-Instruct") == str(cached / "snapshots" / "abc123")
 
 
 @pytest.mark.parametrize("field,text,expected", [

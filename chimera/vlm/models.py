@@ -223,17 +223,17 @@ def ensure_local(name: str) -> str:
         return name
     if name == TINY:
         raise ModelUnavailableError("the tiny model is not built yet: run `dvc repro build_tiny_model`")
-    if _meant_as_folder(name):  # "models/perception" before `dvc repro`: not a hub id to download
-        raise ModelUnavailableError(
-            f"{name}: no such model folder. The pipeline's models are DVC outputs: `dvc repro` builds them (`dvc repro "
-            f"pretrain_perception` the base alone) and `dvc pull` fetches them from a remote; a hub model goes there "
-            f"with `hf download ORG/NAME --local-dir {name}`")
     from huggingface_hub import snapshot_download
 
     try:
         return snapshot_download(name, local_files_only=True)
     except Exception:  # noqa: BLE001 - any miss means "not cached"
         pass
+    if _meant_as_folder(name):  # "models/perception" before `dvc repro`: not a hub id to download
+        raise ModelUnavailableError(
+            f"{name}: no such model folder. The pipeline's models are DVC outputs: `dvc repro` builds them (`dvc repro "
+            f"pretrain_perception` the base alone) and `dvc pull` fetches them from a remote; a hub model goes there "
+            f"with `hf download ORG/NAME --local-dir {name}`")
     if os.environ.get("HF_HUB_OFFLINE") == "1" or not _hub_reachable():
         raise ModelUnavailableError(
             f"{name}: not in the local Hugging Face cache and the hub cannot be reached (offline?). "
