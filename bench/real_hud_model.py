@@ -45,6 +45,8 @@ def main() -> None:
     for f in FIELDS:
         for value, file in read[f]:
             a = answers[file]
+            if a.error:
+                sys.exit(f"{file}: {a.error}")
             got = getattr(a.parse.analysis.game_state, f) if a.parse.ok else None
             said[f][got] += 1
             hits[f] += got == value

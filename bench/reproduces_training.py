@@ -36,7 +36,10 @@ class Stop(Exception):
 
 
 def committed(path: str, rev: str) -> str:
-    return subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    shown = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, capture_output=True, text=True)
+    if shown.returncode:
+        sys.exit(f"{rev}:{path}: {shown.stderr.strip()}")
+    return shown.stdout
 
 
 def losses(tsv: str) -> list[float]:
