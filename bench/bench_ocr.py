@@ -11,6 +11,11 @@ Tesseract is optional: `apt-get install tesseract-ocr` and `pip install pytesser
     python bench/bench_ocr.py --frames 25
     python bench/bench_ocr.py --real
     python bench/bench_ocr.py --frames 60 --det-min-side 736 192   # RapidOCR's detector at two input sizes
+    python bench/bench_ocr.py --real --model models/perception      # a model's answers beside them (any model folder)
+
+With --model, a model reads the same frames as one more row, decoding as `chimera analyze` does (params.yaml's model
+and infer sections): on --real, the only reading of a model on real HUDs offline, since the eval split has no real
+frames on the embedded default (they need Claude or GSI labels).
 """
 
 from __future__ import annotations
@@ -45,6 +50,31 @@ def tesseract_hud(image, regions) -> dict:
     out["player_money"] = money[0] if money else None
     out.update(dict(zip(reversed(DEFAULT_VITALS_ORDER), reversed(vitals))))
     return out
+
+
+def model_hud(folder: str):
+    """A model as an engine: its game_state's numbers for an image (None where its answer is not schema-valid)."""
+    import io
+
+    from chimera.io import load_params
+    from chimera.vlm.backends import LocalBackend
+    from chimera.vlm.models import ModelConfig, load_model
+
+    p = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    model, processor = load_model(ModelConfig.from_params(p["model"], name=folder))
+    backend = LocalBackend(model, processor, folder, 1, p["infer"]["max_new_tokens"], constrained=p["infer"]["constrained"])
+
+    def read(image) -> dict:
+        png = io.BytesIO()
+        image.save(png, "PNG")  # lossless: the pixels the file decodes to
+        answer = backend.analyze([("frame", png.getvalue())])[0]
+        if answer.error:
+            raise SystemExit(f"{folder}: {answer.error}")
+        got = {f: getattr(answer.parse.analysis.game_state, f) for f in FIELDS} if answer.parse.ok else {}
+        read.answers.append(got)
+        return got
+    read.answers = []  # every answer, for the line that says what the model said
+    return read
 
 
 def real_frames(shared: Path) -> list[tuple[str, object, dict]]:
@@ -102,6 +132,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/screenshots")
     parser.add_argument("--det-min-side", type=int, nargs="+", default=[OcrConfig.det_min_side],
                         help="RapidOCR's detector input: a crop's shorter side scaled to this (736: RapidOCR's own)")
+    parser.add_argument("--model", help="a model folder whose answers are scored beside the OCR engines")
     args = parser.parse_args()
     regions = REAL_CS2_REGIONS if args.real else DEFAULT_REGIONS
     frames = real_frames(args.shared) if args.real else synthetic_frames(args.frames, args.shared)
@@ -116,6 +147,8 @@ def main() -> None:
         engines["tesseract"] = lambda im: tesseract_hud(im, regions)
     except Exception as exc:  # noqa: BLE001 - optional engine
         print(f"tesseract skipped: {exc}")
+    if args.model:
+        engines["model"] = model_hud(args.model)
     labelled = {f: [t[f] for _, _, t, _ in frames if t[f] is not None] for f in FIELDS}
     modes = {f: Counter(v).most_common(1)[0][0] if v else None for f, v in labelled.items()}
     engines["constant"] = lambda im: modes
@@ -133,6 +166,11 @@ def main() -> None:
     for name in engines:
         cells = ", ".join(f"{f} {hits[name][f]}/{len(labelled[f])}" for f in FIELDS)
         print(f"{name:14s} {cells}; {seconds[name] / len(frames):.2f} s/frame")
+    if args.model:  # what it answered on the frames a person read, most common first
+        print("model's answers: " + "; ".join(
+            f + " " + ", ".join(f"{v} x{c}" for v, c in Counter(
+                got.get(f) for got, (_, _, truth, _) in zip(engines["model"].answers, frames) if truth[f] is not None
+            ).most_common()) for f in FIELDS))
     if not args.real:
         score_extras(frames)
 

@@ -297,8 +297,11 @@ def test_hub_model_offline_is_a_clear_error_not_a_hang(monkeypatch, tmp_path):
 
 
 def test_a_missing_model_folder_says_how_the_pipeline_builds_it_not_how_to_download_it(monkeypatch, tmp_path):
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    # huggingface_hub reads HF_HOME when it is imported (an earlier test may have done it): set its cache folder
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models").mkdir()  # a checkout before `dvc repro`: models/ exists, models/perception does not
     for name in ("models/perception", "./perception", str(tmp_path / "models" / "sft" / "B")):
@@ -307,11 +310,7 @@ def test_a_missing_model_folder_says_how_the_pipeline_builds_it_not_how_to_downl
         assert "huggingface-cli" not in str(raised.value)
     with pytest.raises(ModelUnavailableError, match="not in the local Hugging Face cache"):
         ensure_local("Qwen/Qwen3-VL-8B-Instruct")  # no folder Qwen here: still a hub id
-    # a hub id in the Hugging Face cache is that model, even beside a folder named like its organisation (the cache's
-    # folder is read when huggingface_hub is imported, which an earlier test may have done: set it directly)
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hf" / "hub"))
+    # a hub id in the Hugging Face cache is that model, even beside a folder named like its organisation
     cached = tmp_path / "hf" / "hub" / "models--Qwen--Qwen3-VL-8B-Instruct"
     (cached / "snapshots" / "abc123").mkdir(parents=True)
     (cached / "refs").mkdir()
