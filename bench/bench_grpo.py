@@ -1,9 +1,10 @@
 """GRPO settings on the pipeline's own SFT output (the grpo stage's data and trainer, outside DVC): whether a run
 moves its reward. Prints the weighted reward and the policy's entropy as means over consecutive blocks of steps,
-and the stage's first/last reward windows.
+and the report's three verdicts: the first/last reward windows, the line through every step, the same prompts.
 
     python bench/bench_grpo.py --steps 60 --lr 2e-4 --temperature 0.7             # E after B, seed 0
     python bench/bench_grpo.py --steps 30 --lr 5e-4 --temperature 1.0 --free      # sampling without the schema
+    python bench/bench_grpo.py --steps 150 --block 30 --seed 1                    # five times the stage's steps
 """
 
 import argparse
@@ -15,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from transformers import TrainerCallback  # noqa: E402
 
-from chimera.evaluation.report import reward_change  # noqa: E402
+from chimera.evaluation.report import reward_change, reward_trend  # noqa: E402
 from chimera.io import load_params, read_parquet  # noqa: E402
 from chimera.records import load_records  # noqa: E402
 from chimera.training.grpo import GRPORunConfig, grpo_dataset, train_grpo  # noqa: E402
@@ -32,6 +33,7 @@ parser.add_argument("--examples", type=int, default=32)
 parser.add_argument("--block", type=int, default=10, help="steps per printed mean")
 parser.add_argument("--iterations", type=int, default=1, help="optimizer steps on each batch of samples (mu)")
 parser.add_argument("--free", action="store_true", help="sample without the decoding schema")
+parser.add_argument("--seed", type=int, default=0, help="the run's seed: LoRA init, prompt order, sampling")
 args = parser.parse_args()
 
 p = load_params("params.yaml")
@@ -52,7 +54,7 @@ with tempfile.TemporaryDirectory() as out:
     cfg = GRPORunConfig(base_model=args.base, output_dir=out, max_steps=args.steps, learning_rate=args.lr,
                         per_device_train_batch_size=args.batch_size, num_generations=p["grpo"]["num_generations"],
                         max_completion_length=p["grpo"]["max_completion_length"], temperature=args.temperature,
-                        reward_weights=p["grpo"]["reward_weights"], constrained=not args.free, merge=False, seed=0,
+                        reward_weights=p["grpo"]["reward_weights"], constrained=not args.free, merge=False, seed=args.seed,
                         num_iterations=args.iterations,
                         **{**lora_settings(p["train"]), "lora_dropout": 0.0}, **model_settings(p["model"]))
     summary = train_grpo(cfg, dataset, callbacks=[Keep()])
@@ -64,6 +66,10 @@ for start in range(0, len(steps), args.block):
 change = reward_change(summary["reward_per_step"], summary["reward_windows"]["window"])  # the report's verdict
 print(f"{summary['seconds_per_step']:.2f} s/step; windows {json.dumps(summary['reward_windows'])}; reward change "
       f"{change['diff']:+.3f} [{change['ci'][0]:+.3f}, {change['ci'][1]:+.3f}] ({change['verdict']})")
+trend = reward_trend(summary["reward_per_step"])
+if trend["ci"]:
+    print(f"along every step (least-squares line): rise {trend['rise']:+.3f} [{trend['ci'][0]:+.3f}, "
+          f"{trend['ci'][1]:+.3f}] ({trend['verdict']})")
 paired = summary["reward_paired"]
 print(f"paired over {paired['prompts']} prompts (last visit minus first): " + ", ".join(
     f"{k} {v['change']:+.3f}" + (f" [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]" if v["ci"] else "")

@@ -416,14 +416,50 @@ def test_e_moved_its_reward_only_when_the_welch_interval_leaves_zero():
                                         "rewards": rewards, "per_step": rising},
                                  "e2": {"label": "E after C", "seed": 0, "from": "sft/pretrain_strategy-100-0",
                                         "rewards": rewards, "per_step": flat}}))
-    assert "E after B: raised its reward. E after C: did not move its reward beyond step-to-step noise." in text
+    assert ("E after B: raised its reward; along every step, raised its reward. E after C: did not move its reward "
+            "beyond step-to-step noise; along every step, did not move its reward beyond step-to-step noise.") in text
     assert f"{reward_change(rising, 10)['diff']:+.3f} [" in text
     # with the same prompts paired (grpo.paired_reward_change), its interval and verdict stand beside the Welch one
     paired = {"prompts": 32, "reward": {"first": 0.60, "last": 0.62, "change": 0.02, "ci": [0.011, 0.029]}}
     text = "\n".join(grpo_lines({"e2": {"label": "E after C", "seed": 0, "from": "sft/pretrain_strategy-100-0",
                                         "rewards": rewards, "per_step": flat, "paired": paired}}))
     assert "| +0.020 [+0.011, +0.029] (32 prompts) |" in text
-    assert ("E after C: did not move its reward beyond step-to-step noise; on the same prompts, raised its reward."
+    assert ("E after C: did not move its reward beyond step-to-step noise; along every step, did not move its reward "
+            "beyond step-to-step noise; on the same prompts, raised its reward.") in text
+
+
+def test_the_rise_along_every_step_is_the_least_squares_line_and_sees_a_drift_the_two_ends_miss():
+    """E's reward along every step (report.reward_trend): the least-squares slope (formula written out) times the
+    run's steps, with the slope's 95% t-interval. A drift like the one measured over 150 steps (+0.02, step noise
+    0.023) is raised along the line while the two ends' windows leave it in their noise; a flat run is not raised."""
+    import math
+    import random
+
+    from scipy import stats
+
+    from chimera.evaluation.report import grpo_lines, reward_change, reward_trend
+
+    rng = random.Random(3)
+    drift = [0.62 + 0.00015 * i + rng.gauss(0, 0.023) for i in range(150)]
+    n, mean_y = len(drift), sum(drift) / len(drift)
+    mean_x, sxx = (n - 1) / 2, sum((x - (n - 1) / 2) ** 2 for x in range(n))
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in enumerate(drift)) / sxx
+    residual = sum((y - mean_y - slope * (x - mean_x)) ** 2 for x, y in enumerate(drift))
+    half = stats.t.ppf(0.975, n - 2) * math.sqrt(residual / (n - 2) / sxx)
+    trend = reward_trend(drift)
+    assert trend["rise"] == pytest.approx(slope * (n - 1))
+    assert trend["ci"] == pytest.approx([(slope - half) * (n - 1), (slope + half) * (n - 1)])
+    assert trend["verdict"] == "raised its reward"
+    assert reward_change(drift, 10)["verdict"] == "did not move its reward beyond step-to-step noise"
+    assert reward_trend(drift[::-1])["verdict"] == "lowered its reward"
+    flat = [0.62 + rng.gauss(0, 0.023) for _ in range(150)]
+    assert reward_trend(flat)["verdict"] == "did not move its reward beyond step-to-step noise"
+    assert reward_trend(drift[:2]) == {"rise": None, "ci": None, "verdict": "too few steps to tell"}
+    rewards = {"window": 10, "first": {"reward": sum(drift[:10]) / 10}, "last": {"reward": sum(drift[-10:]) / 10}}
+    text = "\n".join(grpo_lines({"e1": {"label": "E after B", "seed": 0, "from": "sft/perception-100-0",
+                                        "rewards": rewards, "per_step": drift}}))
+    assert f"| {trend['rise']:+.3f} [{trend['ci'][0]:+.3f}, {trend['ci'][1]:+.3f}] |" in text
+    assert ("E after B: did not move its reward beyond step-to-step noise; along every step, raised its reward."
             in text)
 
 

@@ -496,6 +496,22 @@ def reward_change(per_step: list[float], window: int) -> dict:
     return {"diff": diff, "ci": [float(low), float(high)], "verdict": _moved(low, high, "step-to-step noise")}
 
 
+def reward_trend(per_step: list[float]) -> dict:
+    """The weighted reward's least-squares line over every step: its rise from the first step to the last (the slope
+    times the steps between them) and the rise's 95% interval (the slope's t-interval). The window comparison above
+    uses two thirds of the steps at most, and a run's two ends only; the line uses every step, so a slow drift that the
+    ends cannot tell from noise shows here (BENCHMARKS.md: E after B over 150 steps)."""
+    from scipy import stats
+
+    if len(per_step) < 3:
+        return {"rise": None, "ci": None, "verdict": "too few steps to tell"}
+    fit = stats.linregress(range(len(per_step)), per_step)
+    span, half = len(per_step) - 1, stats.t.ppf(0.975, len(per_step) - 2) * fit.stderr
+    low, high = (fit.slope - half) * span, (fit.slope + half) * span
+    return {"rise": float(fit.slope * span), "ci": [float(low), float(high)],
+            "verdict": _moved(low, high, "step-to-step noise")}
+
+
 def _moved(low: float, high: float, noise: str) -> str:
     """What a 95% interval of a reward change says: up, down, or not beyond `noise`."""
     return ("raised its reward" if low > 0 else "lowered its reward" if high < 0
@@ -512,8 +528,8 @@ def paired_verdict(paired: dict | None) -> str | None:
 
 def grpo_lines(grpo: dict | None) -> list[str]:
     """E's rewards over its first and last steps, whether GRPO moved the weighted reward beyond its step-to-step
-    noise, and the same on the same prompts (each prompt's last step against its first, paired), which takes out
-    how hard a step's prompts were (the eval rows above say what it changed)."""
+    noise, by the line through every step, and on the same prompts (each prompt's last step against its first,
+    paired), which takes out how hard a step's prompts were (the eval rows above say what it changed)."""
     if not grpo:
         return []
     from chimera.training.rewards import REWARDS
@@ -521,10 +537,13 @@ def grpo_lines(grpo: dict | None) -> list[str]:
     signals = ["reward", *(fn.__name__ for fn in REWARDS)]  # the weighted total, then each signal in params order
     lines = ["", "E (GRPO after SFT, sampling inside the schema): mean reward over its first and last steps "
              "(weighted total, then each signal; `dvc plots show` has every step), the weighted reward's change "
-             "with its 95% interval over steps (Welch), and its change on the same prompts: each prompt's mean "
-             "reward at the last step that drew it minus the first, with a 95% t-interval over prompts.", "",
+             "with its 95% interval over steps (Welch), its rise along the least-squares line through every step "
+             "(the slope times the run's steps, with the slope's 95% t-interval), and its change on the same prompts: "
+             "each prompt's mean reward at the last step that drew it minus the first, with a 95% t-interval over "
+             "prompts.", "",
              "| E | from | steps averaged | " + " | ".join(s.replace("_reward", "") for s in signals)
-             + " | reward change [95%] | same prompts: change [95%] |", "|" + "---|" * (len(signals) + 5)]
+             + " | reward change [95%] | along every step: rise [95%] | same prompts: change [95%] |",
+             "|" + "---|" * (len(signals) + 6)]
     verdicts = []
     for key, e in grpo.items():
         w = e["rewards"]
@@ -535,6 +554,12 @@ def grpo_lines(grpo: dict | None) -> list[str]:
             low, high = change["ci"]
             cells.append(f"{change['diff']:+.3f} [{low:+.3f}, {high:+.3f}]")
             said.append(change["verdict"])
+        else:
+            cells.append("-")
+        trend = reward_trend(e["per_step"]) if e.get("per_step") else None
+        if trend and trend["ci"]:
+            cells.append(f"{trend['rise']:+.3f} [{trend['ci'][0]:+.3f}, {trend['ci'][1]:+.3f}]")
+            said.append(f"along every step, {trend['verdict']}")
         else:
             cells.append("-")
         paired = e.get("paired") or {}
