@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from transformers import TrainerCallback  # noqa: E402
 
-from chimera.evaluation.report import reward_change, reward_trend  # noqa: E402
+from chimera.evaluation.report import reward_change, reward_trend, signed_interval  # noqa: E402
 from chimera.io import load_params, read_parquet  # noqa: E402
 from chimera.records import load_records  # noqa: E402
 from chimera.training.grpo import GRPORunConfig, grpo_dataset, train_grpo  # noqa: E402
@@ -65,12 +65,12 @@ for start in range(0, len(steps), args.block):
           f"entropy {sum(h.get('entropy', float('nan')) for h in block) / len(block):.2f}")
 change = reward_change(summary["reward_per_step"], summary["reward_windows"]["window"])  # the report's verdict
 print(f"{summary['seconds_per_step']:.2f} s/step; windows {json.dumps(summary['reward_windows'])}; reward change "
-      f"{change['diff']:+.3f} [{change['ci'][0]:+.3f}, {change['ci'][1]:+.3f}] ({change['verdict']})")
+      f"{signed_interval(change['diff'], change['ci'])} ({change['verdict']})")
 trend = reward_trend(summary["reward_per_step"])
 if trend["ci"]:
-    print(f"along every step (least-squares line): rise {trend['rise']:+.3f} [{trend['ci'][0]:+.3f}, "
-          f"{trend['ci'][1]:+.3f}] ({trend['verdict']})")
+    print(f"along every step (least-squares line): rise {signed_interval(trend['rise'], trend['ci'])} "
+          f"({trend['verdict']})")
 paired = summary["reward_paired"]
 print(f"paired over {paired['prompts']} prompts (last visit minus first): " + ", ".join(
-    f"{k} {v['change']:+.3f}" + (f" [{v['ci'][0]:+.3f}, {v['ci'][1]:+.3f}]" if v["ci"] else "")
+    f"{k} " + (signed_interval(v["change"], v["ci"]) if v["ci"] else f"{v['change']:+.3f}")
     for k, v in paired.items() if isinstance(v, dict) and v["change"] is not None))

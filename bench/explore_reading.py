@@ -26,25 +26,20 @@ from chimera.vlm.views import View  # noqa: E402
 def resized_model(tiny_path: str, out: Path, vision_width: int | None, patch_size: int | None) -> str:
     """The tiny model with a wider vision tower or other patches, freshly initialised at seed 0 (its tokenizer and
     processor kept; as bench/perception_seeds.py --width does for the language model)."""
-    import torch
-    from transformers import AutoConfig, GenerationConfig, Qwen3VLForConditionalGeneration
+    from chimera.vlm.models import resized_tiny_model
 
-    from chimera.vlm.models import ModelConfig, load_processor, save_model_folder
+    def change(config, processor):
+        vision = config.vision_config
+        if vision_width:  # heads of 32 dimensions, the MLP twice the width
+            vision.hidden_size, vision.intermediate_size, vision.num_heads = vision_width, 2 * vision_width, vision_width // 32
+        if patch_size:
+            vision.patch_size = processor.image_processor.patch_size = patch_size
 
-    tiny = ModelConfig(name=tiny_path)
-    processor = load_processor(tiny.path, tiny.min_pixels, tiny.max_pixels)
-    config = AutoConfig.from_pretrained(tiny_path)
+    folder, config, parameters = resized_tiny_model(tiny_path, out, change)
     vision = config.vision_config
-    if vision_width:  # heads of 32 dimensions, the MLP twice the width
-        vision.hidden_size, vision.intermediate_size, vision.num_heads = vision_width, 2 * vision_width, vision_width // 32
-    if patch_size:
-        vision.patch_size = processor.image_processor.patch_size = patch_size
-    torch.manual_seed(0)
-    model = Qwen3VLForConditionalGeneration(config).eval()
-    model.generation_config = GenerationConfig.from_pretrained(tiny_path)
     print(f"vision: {vision.depth} blocks of width {vision.hidden_size}, patches of {vision.patch_size}: "
-          f"{sum(p.numel() for p in model.parameters()):,} parameters", flush=True)
-    return str(save_model_folder(model, processor, out))
+          f"{parameters:,} parameters", flush=True)
+    return str(folder)
 
 
 def crop_override(spec: str) -> tuple[str, tuple]:

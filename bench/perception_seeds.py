@@ -66,27 +66,21 @@ if args.label_crops:  # an exploration only: the backends and trainers downstrea
 shown = ["player_money", "player_health", "player_armor", "player_side", "alive_teammates", "round_phase"]
 with tempfile.TemporaryDirectory() as scratch:
     if args.layers or args.width:
-        import torch
-        from transformers import AutoConfig, GenerationConfig, Qwen3VLForConditionalGeneration
+        from chimera.vlm.models import resized_tiny_model
 
-        from chimera.vlm.models import ModelConfig, load_processor, save_model_folder
+        def change(config, processor):
+            config.text_config.num_hidden_layers = args.layers or config.text_config.num_hidden_layers
+            if args.width:  # head_dim stays 32 (the rope sections cover 16 of its halves), so the heads grow with it
+                text = config.text_config
+                text.num_attention_heads = args.width // text.head_dim
+                text.num_key_value_heads = text.num_attention_heads // 2
+                text.hidden_size, text.intermediate_size = args.width, 2 * args.width
+                config.vision_config.out_hidden_size = args.width
 
-        tiny = ModelConfig(name=tiny_path)  # the processor as load_model gives it, without loading the model too
-        processor = load_processor(tiny.path, tiny.min_pixels, tiny.max_pixels)
-        config = AutoConfig.from_pretrained(tiny_path)
-        config.text_config.num_hidden_layers = args.layers or config.text_config.num_hidden_layers
-        if args.width:  # head_dim stays 32 (the rope sections cover 16 of its halves), so the heads grow with it
-            text = config.text_config
-            text.num_attention_heads = args.width // text.head_dim
-            text.num_key_value_heads = text.num_attention_heads // 2
-            text.hidden_size, text.intermediate_size = args.width, 2 * args.width
-            config.vision_config.out_hidden_size = args.width
-        torch.manual_seed(0)
-        resized = Qwen3VLForConditionalGeneration(config).eval()
-        resized.generation_config = GenerationConfig.from_pretrained(tiny_path)  # its stop and pad tokens
+        folder, config, parameters = resized_tiny_model(tiny_path, Path(scratch) / "resized", change)
         print(f"{config.text_config.num_hidden_layers} language layers of width {config.text_config.hidden_size}: "
-              f"{sum(p.numel() for p in resized.parameters()):,} parameters", flush=True)
-        tiny_path = str(save_model_folder(resized, processor, Path(scratch) / "resized"))
+              f"{parameters:,} parameters", flush=True)
+        tiny_path = str(folder)
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as out:
             cfg = stage_config(params["perception"], tiny_path, seed, params["synthetic"]["backgrounds"],

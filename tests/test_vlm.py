@@ -296,6 +296,30 @@ def test_hub_model_offline_is_a_clear_error_not_a_hang(monkeypatch, tmp_path):
         ensure_local("tiny")
 
 
+def test_a_resized_tiny_model_takes_the_change_keeps_the_processor_and_is_fresh_at_its_seed(tiny, tmp_path):
+    """resized_tiny_model (the size experiments of bench/): the changed config is what is saved and loads, the
+    tokenizer and processor are the tiny model's own, and the same seed draws the same fresh weights."""
+    from chimera.vlm.models import load_processor, resized_tiny_model
+
+    def wider_vision(config, processor):
+        config.vision_config.hidden_size, config.vision_config.intermediate_size = 128, 256
+        config.vision_config.num_heads = 4
+        processor.image_processor.patch_size = config.vision_config.patch_size = 8
+
+    folder, config, parameters = resized_tiny_model(str(tiny), tmp_path / "a", wider_vision)
+    model, processor = load_model(ModelConfig(name=str(folder)))
+    assert (model.config.vision_config.hidden_size, model.config.vision_config.patch_size) == (128, 8)
+    assert processor.image_processor.patch_size == 8
+    assert parameters == sum(p.numel() for p in model.parameters()) > sum(
+        p.numel() for p in load_model(ModelConfig(name=str(tiny)))[0].parameters())
+    assert processor.tokenizer.get_vocab() == load_processor(str(tiny)).tokenizer.get_vocab()
+    again, _, _ = resized_tiny_model(str(tiny), tmp_path / "b", wider_vision)
+    other, _, _ = resized_tiny_model(str(tiny), tmp_path / "c", wider_vision, seed=1)
+    weights = {name: hashlib.md5((f / "model.safetensors").read_bytes()).hexdigest() for name, f in
+               (("a", folder), ("b", again), ("c", other))}
+    assert weights["a"] == weights["b"] != weights["c"]
+
+
 def test_a_missing_model_folder_says_how_the_pipeline_builds_it_not_how_to_download_it(monkeypatch, tmp_path):
     import huggingface_hub.constants
 

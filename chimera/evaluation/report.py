@@ -512,6 +512,11 @@ def reward_trend(per_step: list[float]) -> dict:
             "verdict": _moved(low, high, "step-to-step noise")}
 
 
+def signed_interval(value: float, ci) -> str:
+    """`+0.012 [-0.004, +0.028]`: a reward's change and its 95% interval, as the report and bench_grpo.py print it."""
+    return f"{value:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+
+
 def _moved(low: float, high: float, noise: str) -> str:
     """What a 95% interval of a reward change says: up, down, or not beyond `noise`."""
     return ("raised its reward" if low > 0 else "lowered its reward" if high < 0
@@ -551,14 +556,13 @@ def grpo_lines(grpo: dict | None) -> list[str]:
         change = reward_change(e["per_step"], w["window"]) if e.get("per_step") else None
         said = []
         if change and change["ci"]:
-            low, high = change["ci"]
-            cells.append(f"{change['diff']:+.3f} [{low:+.3f}, {high:+.3f}]")
+            cells.append(signed_interval(change["diff"], change["ci"]))
             said.append(change["verdict"])
         else:
             cells.append("-")
         trend = reward_trend(e["per_step"]) if e.get("per_step") else None
         if trend and trend["ci"]:
-            cells.append(f"{trend['rise']:+.3f} [{trend['ci'][0]:+.3f}, {trend['ci'][1]:+.3f}]")
+            cells.append(signed_interval(trend["rise"], trend["ci"]))
             said.append(f"along every step, {trend['verdict']}")
         else:
             cells.append("-")
@@ -566,8 +570,7 @@ def grpo_lines(grpo: dict | None) -> list[str]:
         same = paired_verdict(paired)
         if same:
             entry = paired["reward"]
-            cells.append(f"{entry['change']:+.3f} [{entry['ci'][0]:+.3f}, {entry['ci'][1]:+.3f}] "
-                         f"({paired['prompts']} prompts)")
+            cells.append(f"{signed_interval(entry['change'], entry['ci'])} ({paired['prompts']} prompts)")
             said.append(f"on the same prompts, {same}")
         else:
             cells.append("-")

@@ -157,6 +157,22 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, vocab_size: int = 2000)
     return save_model_folder(model, processor, out_dir)
 
 
+def resized_tiny_model(tiny_path: str, out_dir: str | Path, change, seed: int = 0) -> tuple[Path, object, int]:
+    """The tiny model at `tiny_path` with its config changed by `change(config, processor)` and its weights freshly
+    initialised at `seed`; its tokenizer, processor and generation config kept (the size experiments of bench/).
+    Returns the saved folder, the changed config and the parameter count."""
+    from transformers import AutoConfig, GenerationConfig, Qwen3VLForConditionalGeneration
+
+    tiny = ModelConfig(name=tiny_path)  # the processor as load_model gives it, without loading the model too
+    processor = load_processor(tiny.path, tiny.min_pixels, tiny.max_pixels)
+    config = AutoConfig.from_pretrained(tiny_path)
+    change(config, processor)
+    torch.manual_seed(seed)
+    model = Qwen3VLForConditionalGeneration(config).eval()
+    model.generation_config = GenerationConfig.from_pretrained(tiny_path)  # its stop and pad tokens
+    return save_model_folder(model, processor, out_dir), config, sum(p.numel() for p in model.parameters())
+
+
 def save_model_folder(model, processor, out_dir: str | Path) -> Path:
     """Save model + processor into a temp folder, then swap it in: a crash never leaves half a model."""
     import shutil
