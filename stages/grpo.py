@@ -1,4 +1,4 @@
-"""Stage grpo: E, GRPO with the five weighted rewards from one SFT cell of the grid (params.yaml `grpo`: arms x
+"""Stage grpo: E, GRPO with the six weighted rewards from one SFT cell of the grid (params.yaml `grpo`: arms x
 seeds at `grpo.shots`), sampling inside the decoding schema as the evaluation decodes.
 
     python stages/grpo.py perception 0          # what `dvc repro grpo@perception-0` runs: E after B, seed 0

@@ -9,7 +9,7 @@ import pytest
 
 from chimera.evaluation.judge import judge_predictions
 from chimera.evaluation.metrics import (bootstrap_ci, consistency, evaluate, extract_facts, frame_rows, grounding,
-                                        list_overlap, list_prf, outcome, verdict, winprob_agreement)
+                                        list_overlap, list_prf, outcome, stated_claims, verdict, winprob_agreement)
 from chimera.schema import example_analysis
 
 BASE = example_analysis().model_dump(mode="json")
@@ -138,6 +138,37 @@ def test_grounding_checks_stated_facts_against_the_true_state():
     pred = _with(situation_summary="4v4 with 76 HP and $3350", reasoning="Hold with the AWP")
     held, stated = grounding(pred, BASE["game_state"])
     assert (held, stated) == (3, 4)  # the AWP is not what the player holds
+
+
+def test_grounding_reads_the_claims_and_not_the_plan():
+    """"Buy an AK-47" and "hit A" say what to do: on a frame with no AK-47 and no site yet they claim nothing false.
+    The same words in the reasoning or the callout describe the round, and are checked."""
+    pistol_round = {"site": None, "weapon_primary": None, "weapon_secondary": "Glock-18", "player_money": 4500}
+    state = {**BASE["game_state"], **pistol_round}
+    plan = _with(pistol_round, situation_summary="Only a Glock-18 and $4500", primary_action="Buy an AK-47 and hit A",
+                 fallback="Take B if A is stacked", reasoning="Full buy now", callout="Two mid")
+    assert grounding(plan, state) == (2, 2)
+    claim = _with(pistol_round, situation_summary="Only a Glock-18 and $4500", primary_action="Buy an AK-47 and hit A",
+                  reasoning="The AK-47 in hand wins the duel", callout="Two on A")
+    assert grounding(claim, state) == (2, 4)
+
+
+def test_every_truth_label_claims_only_what_its_frame_shows():
+    """The rule strategist's text, checked fact by fact against the state the frame was rendered from: a label is the
+    ceiling of grounding, so every fact it states holds."""
+    import random
+
+    from chimera.labeling.truth import truth_label
+    from chimera.screens.hud import extras_dict, sample_state
+
+    held = stated = 0
+    for seed in range(300):
+        state, extras = sample_state(random.Random(seed))
+        label = truth_label(str(seed), state.model_dump_json(), extras_dict(extras))["analysis"]
+        h, n = grounding(label, state.model_dump(mode="json"))
+        assert h == n, (seed, stated_claims(label), label["game_state"])
+        held, stated = held + h, stated + n
+    assert stated > 3 * 300  # the summaries do state facts: money, health, XvX, the weapon
 
 
 def test_winprob_agreement():

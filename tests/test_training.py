@@ -15,9 +15,9 @@ from chimera.schema import Analysis, GameState, example_analysis, to_json
 from chimera.screens.hud import Style, extras_dict, png_bytes, render_frame, sample_state
 from chimera.training.grpo import GRPORunConfig, grpo_dataset, train_grpo
 from chimera.training.overfit import overfit
-from chimera.evaluation.metrics import consistency
+from chimera.evaluation.metrics import consistency, grounding
 from chimera.training.rewards import (REWARDS, advice_reward, consistency_reward, format_reward, perception_reward,
-                                      strategy_reward)
+                                      grounding_reward, strategy_reward)
 from chimera.training.sft import (SFTRunConfig, dry_run, evaluate_only, load_for_training, make_trainer, screen_dataset,
                                   answer_dataset, train)
 from chimera.vlm.backends import LocalBackend
@@ -426,7 +426,7 @@ def test_paired_reward_change_leaves_out_steps_a_crash_cut_short():
 
 
 def test_grpo_rejects_a_wrong_number_of_weights(tiny, tmp_path):
-    with pytest.raises(ValueError, match="5 weights"):
+    with pytest.raises(ValueError, match=r"6 weights \(format, perception, consistency, strategy, advice, grounding\)"):
         train_grpo(GRPORunConfig(base_model=tiny, output_dir=str(tmp_path), reward_weights=[1.0]), None)
 
 
@@ -506,6 +506,24 @@ def test_advice_reward_wants_grounded_actionable_advice():
     assert good > copy and good > bad
     assert good >= 0.7
     assert advice_reward([completion("not json")], label=label) == [0.0]
+
+
+def test_grounding_reward_is_the_evaluations_grounding_and_silence_is_neutral():
+    label = json.dumps(LABEL)
+    gs = LABEL["game_state"]
+    us, them = gs["alive_teammates"] + 1, gs["alive_enemies"]
+    true = edited(analysis__situation_summary=f"{us}v{them}, ${gs['player_money']}", advice__reasoning="", advice__callout="")
+    half = edited(analysis__situation_summary=f"{us}v{them}, ${gs['player_money'] + 900}", advice__reasoning="",
+                  advice__callout="")
+    silent = edited(analysis__situation_summary="Hold and wait", advice__reasoning="", advice__callout="")
+    plan_only = edited(analysis__situation_summary="Hold and wait", advice__primary_action="Buy an AWP", advice__reasoning="",
+                       advice__callout="")
+    scores = grounding_reward([completion(a) for a in (true, half, silent, plan_only, LABEL)], label=[label] * 5)
+    assert scores[:4] == [1.0, 0.5, 0.5, 0.5]  # a plan is no claim: "Buy an AWP" leaves the answer silent
+    held, stated = grounding(LABEL, gs)
+    assert scores[4] == held / stated  # the evaluation's own count
+    assert grounding_reward([completion("not json")], label=label) == [0.0]
+    assert grounding_reward([completion(LABEL)], label=None) == [0.0]
 
 
 # --------------------------------------------------------------------------------------------------

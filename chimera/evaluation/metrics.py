@@ -199,10 +199,21 @@ def fact_holds(fact: tuple[str, object], gs: dict) -> bool:
     return gs.get(kind) == value
 
 
+CLAIM_FIELDS = ("reasoning", "callout")  # the advice fields that describe the round; action and fallback are plans
+
+
+def stated_claims(answer: dict) -> str:
+    """The text of an answer that says what the round is: the situation summary and the advice's reasoning and
+    callout. The primary action and the fallback say what to do: "Buy an AK-47" or "hit A" is a plan on a frame with
+    no AK-47 and no site yet, not a claim that the frame shows one."""
+    adv = answer.get("advice") or {}
+    return " ".join([(answer.get("analysis") or {}).get("situation_summary") or "",
+                     *(str(adv.get(k) or "") for k in CLAIM_FIELDS)])
+
+
 def grounding(pred: dict, truth_state: dict) -> tuple[int, int]:
-    """(facts that hold, facts stated) in the prediction's analysis and advice, checked on the true state."""
-    text = " ".join([pred["analysis"].get("situation_summary", ""), _text(pred)])
-    facts = extract_facts(text)
+    """(facts that hold, facts stated) in the prediction's claims (`stated_claims`), checked on the true state."""
+    facts = extract_facts(stated_claims(pred))
     return sum(fact_holds(f, truth_state) for f in facts), len(facts)
 
 

@@ -1,4 +1,4 @@
-"""GRPO with trl from an SFT output (or the base model), five weighted reward signals (rewards.py).
+"""GRPO with trl from an SFT output (or the base model), six weighted reward signals (rewards.py).
 
 The dataset is conversational `prompt` + `image`, with `label` (the label's Analysis JSON) and `p_win`
 columns that trl forwards to the reward functions; trl logs each reward's mean per step.
@@ -38,7 +38,7 @@ class GRPORunConfig:
     temperature: float = 1.0
     beta: float = 0.0
     num_iterations: int = 1                   # optimizer steps on each batch of samples (trl's mu, clipped at epsilon)
-    reward_weights: list[float] = field(default_factory=lambda: [0.05, 0.5, 0.1, 0.2, 0.15])
+    reward_weights: list[float] = field(default_factory=lambda: [0.05, 0.5, 0.1, 0.2, 0.15, 0.1])
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
@@ -191,8 +191,8 @@ def train_grpo(cfg: GRPORunConfig, dataset, callbacks=(), resume: bool | None = 
     from chimera.schema import decoding_token_bound
 
     if len(cfg.reward_weights) != len(REWARDS):
-        raise ValueError(f"grpo.reward_weights needs {len(REWARDS)} weights (format, perception, consistency, "
-                         f"strategy, advice), got {cfg.reward_weights}")
+        names = ", ".join(fn.__name__.removesuffix("_reward") for fn in REWARDS)
+        raise ValueError(f"grpo.reward_weights needs {len(REWARDS)} weights ({names}), got {cfg.reward_weights}")
     torch.manual_seed(cfg.seed)
     model, processor = load_for_training(cfg, padding_side="left")
     on_gpu = torch.cuda.is_available()

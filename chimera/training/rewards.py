@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import re
 
-from chimera.evaluation.metrics import (DEFAULT_TOLERANCES, consistency, extract_facts, fact_holds,
-                                        frame_value_accuracy, score_frame, text_similarity, winprob_agreement)
+from chimera.evaluation.metrics import (CLAIM_FIELDS, DEFAULT_TOLERANCES, consistency, extract_facts, fact_holds,
+                                        frame_value_accuracy, grounding, score_frame, text_similarity,
+                                        winprob_agreement)
 from chimera.schema import UTILITY, parse_model_output
 
 ACTION_WORDS = re.compile(r"\b(hold|retake|execute|rotate|plant|defuse|push|peek|save|buy|trade|smoke|flash|molly|"
@@ -82,6 +83,26 @@ def consistency_reward(completions, **row) -> list[float]:
     return out
 
 
+def grounding_reward(completions, label=None, **row) -> list[float]:
+    """The evaluation's grounding: the share of the facts the answer claims (its summary, the advice's reasoning and
+    callout: an XvX, money, health, a site, a weapon) that hold on the label's game_state. Neutral, 0.5, when the
+    answer states none, as consistency is: a true fact scores above silence and a false one below it. 0 for output
+    that does not parse.
+
+    Consistency checks the text against the answer's own game_state; this checks it against the frame, so a model
+    cannot raise it by agreeing with a misreading."""
+    labels = label if isinstance(label, list) else [label] * len(completions)
+    out = []
+    for result, lab in zip(_parsed(completions), labels):
+        truth = _label(lab)
+        if not result.ok or truth is None:
+            out.append(0.0)
+            continue
+        held, stated = grounding(result.analysis.model_dump(mode="json"), truth["game_state"])
+        out.append(held / stated if stated else 0.5)
+    return out
+
+
 def strategy_reward(completions, label=None, p_win=None, **row) -> list[float]:
     """Economy and round importance agree with the label; the stated odds or XvX agree with the state."""
     labels = label if isinstance(label, list) else [label] * len(completions)
@@ -116,11 +137,10 @@ def advice_reward(completions, label=None, **row) -> list[float]:
             continue
         adv = result.analysis.advice
         action = adv.primary_action
-        text = " ".join([action, adv.reasoning, adv.callout])
         score = 0.0
         if ACTION_WORDS.search(action) or re.search(r"\b[AB]\b", action) or any(w in action.lower() for w in utility_words):
             score += 0.3
-        facts = extract_facts(text)
+        facts = extract_facts(" ".join(getattr(adv, k) or "" for k in CLAIM_FIELDS))  # the plan itself states no fact
         if truth is not None and facts:
             score += 0.3 * sum(fact_holds(f, truth["game_state"]) for f in facts) / len(facts)
         elif truth is not None:
@@ -133,4 +153,4 @@ def advice_reward(completions, label=None, **row) -> list[float]:
     return out
 
 
-REWARDS = [format_reward, perception_reward, consistency_reward, strategy_reward, advice_reward]
+REWARDS = [format_reward, perception_reward, consistency_reward, strategy_reward, advice_reward, grounding_reward]
