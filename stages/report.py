@@ -14,8 +14,8 @@ import torch
 from chimera.evaluation.baselines import BASELINES, constant_game_state
 from chimera.evaluation.metrics import DEFAULT_TOLERANCES, frame_value_accuracy, score_frame
 from chimera.evaluation.plots import comparison_plot, data_efficiency_plot
-from chimera.evaluation.report import (build_report, grid_summary, labels_saved, markdown, per_field_deltas,
-                                       research_answers, slices)
+from chimera.evaluation.report import (build_report, e_against_sft, grid_summary, labels_saved, markdown,
+                                       per_field_deltas, research_answers, slices)
 from chimera.grid import ARM_LABELS, grid_cells, grpo_cells, grpo_label, named_cells
 from chimera.io import atomic_write_text, git_revision, read_json, write_json
 from chimera.screens.hud import sample_state
@@ -67,6 +67,7 @@ report["grpo"] = {key: {"label": grpo_label(cell, sweep), "from": cell["sft"], "
                         "rewards": e_train[key]["reward_windows"], "per_step": e_train[key]["reward_per_step"],
                         "paired": e_train[key].get("reward_paired")}
                   for key, cell in e_cells.items()}
+report["e_vs_sft"] = e_against_sft(frames, e_cells, {key: e["label"] for key, e in report["grpo"].items()}, seed)
 perception = read_json("metrics/perception.json")  # the base's reading, without its curve (dvclive has it)
 report["perception"] = {k: v for k, v in perception.items() if k not in ("curve", "render_seconds", "train_seconds")}
 if not perception.get("skipped"):  # its trivial baseline on the same held-out frames: the pool labels' constant

@@ -330,6 +330,7 @@ def _grid_tables(shifts: dict[str, list[float]], n: int = 200, noise: float = 0.
         for s, shift in enumerate(per_seed):
             values = base + shift + (rng.normal(0, noise, n) if noise else 0)
             frames[f"{name}-{s}"] = pd.DataFrame({"value_accuracy": values, "analysis_accuracy": values / 2,
+                                                  "consistency": 1 - values, "grounding": values / 4,
                                                   "field:player_money": (values > 0.45).astype(float),
                                                   "source": "synthetic"}, index=ids)
             named.setdefault(name, []).append(f"{name}-{s}")
@@ -414,6 +415,29 @@ def test_grid_summary_per_field_and_slices_come_from_the_tables():
         (frames["C-1"]["field:player_money"] - frames["B-1"]["field:player_money"]).mean() / 2
     assert fields["C-B"]["player_money"]["delta"] == pytest.approx(money)
     assert slices(frames, named)["C"]["synthetic"]["n"] == 200
+
+
+def test_e_is_paired_with_the_sft_cell_of_its_own_seed_and_one_seed_says_so():
+    """E at seed s starts from the SFT cell at seed s: the table pairs them, pools the seeds, and with a seed where E
+    lost what another gained it calls no difference; one seed says its interval covers frames only."""
+    from chimera.evaluation.report import e_against_sft, e_lines
+
+    frames, named = _grid_tables({"sft": [0.0, 0.10], "E": [0.05, 0.15]})  # E: +5 points over its own seed's cell
+    cells = {f"E-{s}": {"arm": "perception", "seed": s, "sft": f"sft-{s}"} for s in (0, 1)}
+    out = e_against_sft(frames, cells, {"E-0": "E after B", "E-1": "E after B"})["perception"]
+    assert out["value_accuracy"]["delta"] == pytest.approx(0.05) and out["value_accuracy"]["seeds"] == 2
+    assert out["value_accuracy"]["per_seed"] == pytest.approx([0.05, 0.05])  # not +0.15 / -0.05 across seeds
+    assert out["analysis_accuracy"]["delta"] == pytest.approx(0.025) and out["sft"] == ["sft-0", "sft-1"]
+    assert out["consistency"]["delta"] == pytest.approx(-0.05) and out["grounding"]["delta"] == pytest.approx(0.0125)
+    text = "\n".join(e_lines({"perception": out}))
+    assert "| E after B | sft-0, sft-1 | 2 x 200 | +5.0 [+5.0, +5.0]" in text and "frames only" not in text
+    frames, _ = _grid_tables({"sft": [0.0, 0.0], "E": [0.20, -0.10]}, noise=0.05)
+    split = e_against_sft(frames, cells, {"E-0": "E after B", "E-1": "E after B"})["perception"]["value_accuracy"]
+    assert split["verdict"] == "no detectable difference" and split["ci95"][0] < 0 < split["ci95"][1]
+    one = e_against_sft(frames, {"E-0": cells["E-0"]}, {"E-0": "E after B"})
+    assert one["perception"]["value_accuracy"]["verdict"] == "better"
+    assert "frames only" in "\n".join(e_lines(one))
+    assert e_against_sft(frames, {"E-9": {"arm": "perception", "seed": 9, "sft": "sft-9"}}, {}) == {}
 
 
 def test_e_moved_its_reward_only_when_the_welch_interval_leaves_zero():

@@ -49,7 +49,8 @@ SMALL_PARAMS = {
 
 
 def check_report_against_frames(repo: Path, report: dict) -> None:
-    """The report's research answer and grid means, recomputed from the per-frame tables it was computed from."""
+    """The report's research answer, E against its SFT cell and the grid means, recomputed from the per-frame tables
+    they were computed from."""
     import pandas as pd
 
     def table(key):
@@ -58,6 +59,8 @@ def check_report_against_frames(repo: Path, report: dict) -> None:
     c_minus_b = (table("sft/pretrain_strategy-6-0").value_accuracy - table("sft/perception-6-0").value_accuracy).dropna()
     assert report["research"]["C_vs_B"]["delta"] == pytest.approx(c_minus_b.mean())
     assert report["research"]["C_vs_B"]["per_seed"] == pytest.approx([c_minus_b.mean()])
+    e_minus_sft = (table("grpo/perception-6-0").value_accuracy - table("sft/perception-6-0").value_accuracy).dropna()
+    assert report["e_vs_sft"]["perception"]["value_accuracy"]["delta"] == pytest.approx(e_minus_sft.mean())
     for row in report["grid"]["summary"]:
         (key,) = row["models"]
         assert row["value_accuracy"]["value"] == pytest.approx(table(key).value_accuracy.mean()), key

@@ -248,6 +248,47 @@ def research_answers(frames: dict[str, pd.DataFrame], named: dict[str, list[str]
     }
 
 
+# what E is compared on against the SFT cell it starts from: reading, the analysis, and the two signals its rewards add
+E_COLUMNS = ("value_accuracy", "analysis_accuracy", "consistency", "grounding")
+
+
+def e_against_sft(frames: dict[str, pd.DataFrame], e_cells: dict[str, dict], labels: dict[str, str],
+                  seed: int = 0) -> dict:
+    """Each E (one per arm of params.yaml grpo) against the SFT cell it starts from, paired per seed (E at seed s
+    starts from the cell at seed s) and per frame, over every seed E ran at, with the seeds-then-frames interval
+    of the research answers. One seed: the interval covers the frames only, not E's own training randomness.
+    `e_cells`: grid.grpo_cells; `labels`: E's key -> 'E after B'."""
+    out = {}
+    for arm in dict.fromkeys(c["arm"] for c in e_cells.values()):
+        keys = [k for k, c in sorted(e_cells.items(), key=lambda kc: kc[1]["seed"])
+                if c["arm"] == arm and k in frames and c["sft"] in frames]
+        if keys:
+            sft = [e_cells[k]["sft"] for k in keys]
+            out[arm] = {"label": labels[keys[0]], "e": keys, "sft": sft,
+                        **{column: seed_paired_delta(frames, keys, sft, column, seed) for column in E_COLUMNS}}
+    return out
+
+
+def e_lines(e_vs_sft: dict | None) -> list[str]:
+    """The table of `e_against_sft`: what E changed in the answers, with its interval over seeds and frames."""
+    if not e_vs_sft:
+        return []
+    seeds = max(e[HEADLINE]["seeds"] for e in e_vs_sft.values())
+    lines = ["", "What E changed in the answers: E minus the SFT cell it starts from, paired per seed and frame "
+             "(points; 95% intervals resample seeds, then frames" + (
+                 "; one seed, so they cover the frames only, not E's own training randomness: "
+                 "`dvc exp run -S 'grpo.seeds=[0,1]'` adds one)" if seeds == 1 else ")") + ":", "",
+             "| E | from | seeds x frames | " + " | ".join(FRAME_METRICS[c] for c in E_COLUMNS) + " | "
+             + f"{FRAME_METRICS[HEADLINE]} per seed |", "|" + "---|" * (len(E_COLUMNS) + 4)]
+    for e in e_vs_sft.values():
+        head = e[HEADLINE]
+        lines.append(f"| {e['label']} | {', '.join(e['sft'])} | {head['seeds']} x {head['n']} | "
+                     + " | ".join(f"{_pts(e[c]['delta'])} [{_pts(e[c]['ci95'][0])}, {_pts(e[c]['ci95'][1])}]"
+                                  for c in E_COLUMNS)
+                     + f" | {', '.join(_pts(x) for x in head['per_seed'])} |")
+    return lines
+
+
 def per_field_deltas(frames: dict[str, pd.DataFrame], named: dict[str, list[str]], pairs=(("C", "B"), ("D", "B")),
                      seed: int = 0) -> dict:
     """Per game_state field, the paired difference of each pair over seeds and frames (exact-value hits)."""
@@ -608,6 +649,7 @@ def markdown(report: dict) -> str:
     lines += research_lines(report.get("research") or {})
     lines += grid_lines(report)
     lines += grpo_lines(report.get("grpo"))
+    lines += e_lines(report.get("e_vs_sft"))
     lines += perception_lines(report.get("perception"))
     lines += winprob_lines(report.get("winprob"))
     lines += ["", "Every frame beside its label and each model's answer, disagreements highlighted, worst first on "

@@ -12,13 +12,14 @@ Phases, each with its own warmup and cosine: reading phases on HUD crops alone, 
 share of the loss, and 1,800 steps of it read no money; 1,500 steps of the money crop alone read it on 77% of
 held-out crops, and the base keeps it in the full task (89.6% at the end, BENCHMARKS.md). Health and armor read
 from narrow crops of their own the same way (one phase each, then the three mixed, then from the whole view: 92% /
-98%), but the full task after 6,500 reading steps learned the rest more slowly (61.7% overall against 68.4%), so the
-default keeps money alone (BENCHMARKS.md, "fifth round"). `value_weights` weighs chosen fields' value tokens in the
-full task's loss instead (off by default).
+98%), but the full task after 6,500 reading steps learned the rest more slowly (61.7% overall against that day's
+base, 68.4%), so the default keeps money alone (BENCHMARKS.md, "fifth round"). `value_weights` weighs chosen fields'
+value tokens in the full task's loss instead (off by default).
 
 One setting's runs end far apart: the default at seeds 1-3, or at seed 0 with the loss's float sums reordered, ended
-2-17 points below the shipped base's 68.4% (standard deviation 6.5 points over the five; BENCHMARKS.md, "sixth
-round"). A comparison of settings needs many seeds each; every earlier round compared one run per setting.
+2-17 points below that day's base, 68.4% (standard deviation 6.5 points over the five; BENCHMARKS.md, "sixth round").
+The committed base, the same setting trained on another CPU, is 67.2% (BENCHMARKS.md, 2026-12-06). A comparison of
+settings needs many seeds each; every earlier round compared one run per setting.
 
 Measured levers (BENCHMARKS.md, "Perception pretraining"): the learning rate and its warmup (2e-3 collapses to the
 label prior; 5e-4 learns, faster after a 300-step warmup), HUD-region crops as extra images (a whole 448x252 frame
@@ -64,7 +65,8 @@ HUD_VIEW = View(frame_size=(256, 160), crops={
 }, anchors={"money": (0.0, 1.0), "vitals": (0.0, 1.0), "top": (0.5, 0.0), "inventory": (1.0, 1.0)})  # each scales
 # with the HUD about its corner
 # the vitals apart: armor and health each in a narrow crop of its own, as money is. Read alone after a reading phase
-# each (92% / 94%), but the base after those phases scored less than HUD_VIEW's (61.7% at best against 68.4%)
+# each (92% / 94%), but the base after those phases scored less than HUD_VIEW's (61.7% at best against that day's
+# base, 68.4%)
 VITALS_APART_VIEW = View(frame_size=(256, 160), crops={
     "money": HUD_VIEW.crops["money"],
     "armor": ((0.24, 0.9333, 0.3754, 0.9815), (160, 32)),   # each with its icon (the same pixels per frame width)

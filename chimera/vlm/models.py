@@ -317,8 +317,8 @@ def load_model(config: ModelConfig, device: str | None = None, for_training: boo
         # (transformers' own fusion; checkpoints load and save in the Conv3d layout), a perception-pretraining step
         # takes 0.21-0.23 s against 0.27-0.31: the convolution's weight gradient was a fifth of the step. The sums
         # differ in the last bits, and over 3,300 steps that is another draw of the base (60.6% held out against
-        # 68.4%), so it is off unless asked for (BENCHMARKS.md, "eighth round"). Not under 4-bit, where bitsandbytes
-        # would quantize the new linear layer.
+        # that machine's base, 68.4%), so it is off unless asked for (BENCHMARKS.md, "eighth round"). Not under
+        # 4-bit, where bitsandbytes would quantize the new linear layer.
         kwargs["fusion_config"] = {"patch_embeddings": True}
     if config.quantization == "4bit":
         from transformers import BitsAndBytesConfig
