@@ -72,5 +72,5 @@ if trend["ci"]:
           f"({trend['verdict']})")
 paired = summary["reward_paired"]
 print(f"paired over {paired['prompts']} prompts (last visit minus first): " + ", ".join(
-    f"{k} " + (signed_interval(v["change"], v["ci"]) if v["ci"] else f"{v['change']:+.3f}")
+    f"{k} " + signed_interval(v["change"], v["ci"])
     for k, v in paired.items() if isinstance(v, dict) and v["change"] is not None))

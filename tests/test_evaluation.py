@@ -440,6 +440,15 @@ def test_e_is_paired_with_the_sft_cell_of_its_own_seed_and_one_seed_says_so():
     assert e_against_sft(frames, {"E-9": {"arm": "perception", "seed": 9, "sft": "sft-9"}}, {}) == {}
 
 
+def test_a_reward_change_without_an_interval_prints_as_one():
+    """A run of a few steps has no interval: bench_grpo.py printed nothing and crashed; it says so instead."""
+    from chimera.evaluation.report import reward_change, signed_interval
+
+    assert signed_interval(0.012, [-0.004, 0.028]) == "+0.012 [-0.004, +0.028]"
+    short = reward_change([0.5, 0.6], 1)
+    assert signed_interval(short["diff"], short["ci"]).endswith("[no interval]")
+
+
 def test_e_moved_its_reward_only_when_the_welch_interval_leaves_zero():
     """The report's verdict on GRPO: last window against first, Welch's interval over steps (checked against the
     formula written out), "moved" only when the interval excludes zero."""

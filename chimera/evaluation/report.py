@@ -554,7 +554,10 @@ def reward_trend(per_step: list[float]) -> dict:
 
 
 def signed_interval(value: float, ci) -> str:
-    """`+0.012 [-0.004, +0.028]`: a reward's change and its 95% interval, as the report and bench_grpo.py print it."""
+    """`+0.012 [-0.004, +0.028]`: a reward's change and its 95% interval, as the report and bench_grpo.py print it;
+    `+0.012 [no interval]` when too few steps or prompts gave none."""
+    if not ci:
+        return f"{value:+.3f} [no interval]"
     return f"{value:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
 
 
