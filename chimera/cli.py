@@ -225,22 +225,26 @@ def _settings() -> dict:
 
 
 def best_built_model() -> tuple[str, str]:
-    """(model folder, why): the model of the experiment with the best evaluated game_state value accuracy whose
-    folder exists; else the perceiving base before any evaluation; else a clear error saying what to run."""
+    """(model folder, why): of the experiment's models whose folder exists and that were evaluated, the one
+    `chimera.export.copilot_choice` picks (the best reader that writes an analysis); else the perceiving base before
+    any evaluation; else a clear error saying what to run."""
+    from chimera.export import copilot_choice
     from chimera.grid import experiment_models
 
     p = _params()
-    candidates = []
+    scores, folders = {}, {}
     for name, path in experiment_models(p).items():  # A, every cell of the SFT grid, every E
         metrics = Path("metrics/eval") / f"{name}.json"
         if Path(path).is_dir() and metrics.is_file():
-            accuracy = json.loads(metrics.read_text()).get("value_accuracy", {}).get("value")
-            if accuracy is not None:
-                candidates.append((accuracy, name, path))
-    if candidates:
-        accuracy, name, path = max(candidates)
-        return path, (f"{name}: the best game_state value accuracy of the models the pipeline built "
-                      f"({100 * accuracy:.0f}% on the eval split, metrics/eval/{name}.json)")
+            summary = json.loads(metrics.read_text())
+            accuracy = summary.get("value_accuracy", {}).get("value")
+            if accuracy is not None:  # economy + importance: the report's analysis accuracy, a mean of the two
+                analysis = [(summary.get("analysis") or {}).get(k, {}).get("value") or 0.0
+                            for k in ("economy_assessment", "round_importance")]
+                scores[name], folders[name] = (accuracy, sum(analysis) / 2), path
+    if scores:
+        name, why = copilot_choice(scores)
+        return folders[name], f"{why} (metrics/eval/{name}.json)"
     base = p.get("perception", {}).get("out", "models/perception")
     if Path(base).is_dir():
         return base, f"{base}: the perception-pretrained base (no evaluation yet: run `make repro` to compare models)"
@@ -326,7 +330,8 @@ def analyze(
     image: Path = typer.Argument(..., help="A screenshot"),
     backend: str = typer.Option("local", help="local | openai | claude"),
     model: Optional[str] = typer.Option(None, help="A model folder or hub id; default: the best model the "
-                                                   "pipeline has built (by evaluated value accuracy)"),
+                                                   "pipeline has built (the best evaluated reader that writes an "
+                                                   "analysis)"),
     server_url: str = typer.Option("http://localhost:8000/v1"),
     as_json: bool = typer.Option(False, "--json", help="Print the JSON object instead of a panel"),
 ) -> None:
@@ -642,7 +647,8 @@ def _relabel(ids: list[str], flags_file: Path, labeler=None) -> None:
 @app.command()
 def export(
     model_dir: Optional[Path] = typer.Argument(None, help="A model folder (merged or a LoRA adapter); default: the "
-                                                          "experiment's best evaluated model"),
+                                                          "copilot `chimera analyze` uses (the best evaluated reader "
+                                                          "that writes an analysis)"),
     out: Path = typer.Option(Path("models/export"), "--out", help="Where the export is written"),
     gguf: Optional[str] = typer.Option(None, "--gguf", help="Also write GGUF files for llama.cpp (q4_k_m, q8_0, "
                                                             "f16, ...): needs llama.cpp (LLAMA_CPP_DIR)"),

@@ -25,6 +25,29 @@ class ExportError(RuntimeError):
     """An export that cannot be made; the message says what is missing and how to get it."""
 
 
+def copilot_choice(scores: dict[str, tuple[float, float]]) -> tuple[str, str]:
+    """The model the export, `chimera analyze` and `chimera serve` answer with, and why, from {model: (game_state value
+    accuracy, economy + importance accuracy)} on the eval split, in the experiment's order (A, the grid, E).
+
+    The best reader among the models that write an analysis: economy and importance right on some frame. A and the
+    vision-only cells at few shots answer "unknown" there and leave the advice empty, however well they read, and a
+    copilot that gives no advice is no copilot. With no such model, the best reader of all. A tie keeps the earlier
+    (simpler) model."""
+    order = list(scores)
+    writers = [m for m in order if scores[m][1] > 0]
+    best = max(writers or order, key=lambda m: (scores[m][0], -order.index(m)))
+    reading, analysis = scores[best]
+    why = (f"{best}: the best game_state value accuracy of the models the pipeline built ({100 * reading:.0f}% on the "
+           "eval split")
+    if not writers:
+        return best, why + "; none writes an analysis)"
+    why += f") that write an analysis (economy + importance {100 * analysis:.0f}%)"
+    readers = [f"{m} ({100 * scores[m][0]:.0f}%)" for m in order if m not in writers and scores[m][0] > reading]
+    if readers:
+        why += "; better readers that write no analysis or advice: " + ", ".join(readers)
+    return best, why
+
+
 def export_model(model_dir: str | Path, out: str | Path) -> Path:
     """Merged safetensors + processor (+ the model's view file) in `out`, through the pipeline's loader."""
     import torch
@@ -86,18 +109,25 @@ def model_card(name: str, lineage: dict, report_row: dict | None, constant_row: 
     lines += [f"- {k}: {v}" for k, v in lineage.items()]
     lines += ["", "## Evaluation", ""]
     if report_row:
-        va, ci = report_row["value_accuracy"]["value"], report_row["value_accuracy"].get("ci95") or [None, None]
+        def measured(key: str) -> str:
+            cell = report_row.get(key) or {}
+            ci = cell.get("ci95") or [None, None]
+            return f"{_pct(cell.get('value'))} [{_pct(ci[0])}, {_pct(ci[1])}] | " \
+                   f"{_pct(((constant_row or {}).get(key) or {}).get('value'))}"
+
         lines += [f"On the pipeline's eval split ({report_row['n_frames']} frames; 95% bootstrap intervals over frames):",
                   "", "| measure | this model | constant answer |", "|---|---|---|",
-                  f"| game_state value accuracy | {_pct(va)} [{_pct(ci[0])}, {_pct(ci[1])}] | "
-                  f"{_pct((constant_row or {}).get('value_accuracy', {}).get('value'))} |",
+                  f"| game_state value accuracy | {measured('value_accuracy')} |",
+                  f"| economy + importance accuracy | {measured('analysis_accuracy')} |",
+                  f"| grounding (stated facts that hold on the frame) | {measured('grounding')} |",
                   f"| schema-valid answers | {_pct(report_row.get('schema_compliance'))} | "
                   f"{_pct((constant_row or {}).get('schema_compliance'))} |"]
-        margin = report_row.get("margin_over_constant")
-        if margin and margin.get("delta") is not None:
-            lines += ["", f"Margin over the constant answer (paired per frame): {100 * margin['delta']:+.1f} points "
-                      f"[{100 * margin['ci95'][0]:+.1f}, {100 * margin['ci95'][1]:+.1f}] "
-                      f"({margin.get('verdict', '')})."]
+        for what, key in (("game_state", "margin_over_constant"), ("economy + importance", "analysis_margin_over_constant")):
+            margin = report_row.get(key)
+            if margin and margin.get("delta") is not None:
+                lines += ["", f"Margin over the constant answer on {what} (paired per frame): {100 * margin['delta']:+.1f} "
+                          f"points [{100 * margin['ci95'][0]:+.1f}, {100 * margin['ci95'][1]:+.1f}] "
+                          f"({margin.get('verdict', '')})."]
     else:
         lines += ["Not evaluated by the pipeline's report (metrics/report.json has no row for it)."]
     lines += ["", "## Data and revision", ""] + [f"- {k}: {v}" for k, v in data.items()]

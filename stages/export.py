@@ -1,8 +1,9 @@
-"""Stage export: the experiment's best evaluated model -> models/export (merged safetensors, processor, model card)."""
+"""Stage export: the copilot, the best evaluated reader that writes an analysis (chimera.export.copilot_choice) ->
+models/export (merged safetensors, processor, model card)."""
 
 from _common import log, params
 
-from chimera.export import export_with_card
+from chimera.export import copilot_choice, export_with_card
 from chimera.grid import experiment_models
 from chimera.io import read_json, write_json
 
@@ -12,9 +13,11 @@ p = {"seed": params()["seed"], "model": {"name": params("model")["name"]}, "infe
 models = experiment_models(p)  # A, every cell of the SFT grid and every E
 report = read_json("metrics/report.json")
 rows = report["rows"]
-# the best game_state value accuracy among the experiment's models; a tie keeps the earlier (simpler) one
-best = max(models, key=lambda m: (rows[m]["value_accuracy"]["value"], -list(models).index(m)))
+# the best reader among the models that write an analysis (chimera.export.copilot_choice)
+best, why = copilot_choice({m: (rows[m]["value_accuracy"]["value"], rows[m]["analysis_accuracy"]["value"])
+                            for m in models})
 folder, _ = export_with_card(models[best], "models/export", p, report)
-write_json("metrics/export.json", {"model": best, "value_accuracy": rows[best]["value_accuracy"],
+write_json("metrics/export.json", {"model": best, "why": why, "value_accuracy": rows[best]["value_accuracy"],
+                                   "analysis_accuracy": rows[best]["analysis_accuracy"],
                                    "beats_constant": best in report["models_beating_constant"]})
-log("export").info("%s (value accuracy %.3f) -> %s", best, rows[best]["value_accuracy"]["value"], folder)
+log("export").info("%s -> %s", why, folder)

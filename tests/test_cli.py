@@ -120,3 +120,13 @@ def test_analyze_without_a_model_picks_the_best_built_one_and_says_why(tmp_path,
     (tmp_path / b_seed_1).mkdir(parents=True)
     path, why = best_built_model()  # C scored best but its folder is gone: B at seed 1, a cell of the grid
     assert path == b_seed_1 and why.startswith("sft/perception-100-1") and "70%" in why
+    # A reads better but writes no analysis ("unknown", empty advice): the copilot is the best reader that writes one
+    (tmp_path / "metrics/eval/A_zeroshot.json").write_text(json.dumps({
+        "value_accuracy": {"value": 0.8}, "analysis": {"economy_assessment": {"value": 0.0},
+                                                       "round_importance": {"value": 0.0}}}))
+    assert best_built_model()[0] == PARAMS["perception"]["out"]  # no model writes an analysis: the best reader
+    (tmp_path / "metrics/eval/sft/perception-100-1.json").write_text(json.dumps({
+        "value_accuracy": {"value": 0.7}, "analysis": {"economy_assessment": {"value": 0.5},
+                                                       "round_importance": {"value": 0.3}}}))
+    path, why = best_built_model()
+    assert path == b_seed_1 and "economy + importance 40%" in why and "A_zeroshot (80%)" in why

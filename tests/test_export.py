@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from chimera.cli import app
 from chimera.evaluation.metrics import evaluate, frame_rows
 from chimera.evaluation.report import build_report
-from chimera.export import LLAMA_CPP_HELP, ExportError, convert_gguf, export_model, lineage_of, push_to_hub
+from chimera.export import (LLAMA_CPP_HELP, ExportError, convert_gguf, copilot_choice, export_model, lineage_of,
+                            push_to_hub)
 from chimera.labeling.truth import truth_label
 from chimera.screens.hud import Style, extras_dict, png_bytes, render_frame, sample_state
 from chimera.vlm.backends import LocalBackend
@@ -71,6 +72,9 @@ def test_model_card_carries_the_metrics_the_evaluation_computed(tiny, tmp_path, 
     card = (tmp_path / "exp" / "README.md").read_text()
     va = report["rows"]["tiny"]["value_accuracy"]
     assert f"{100 * va['value']:.1f}%" in card and f"{100 * va['ci95'][0]:.1f}%" in card
+    analysis = report["rows"]["tiny"]["analysis_accuracy"]  # a copilot's card says how its analysis scored too
+    assert (f"| economy + importance accuracy | {100 * analysis['value']:.1f}% [{100 * analysis['ci95'][0]:.1f}%, "
+            f"{100 * analysis['ci95'][1]:.1f}%]") in card
     assert f"{len(images)} frames" in card and "git revision" in card and "Intended use" in card
 
 
@@ -115,3 +119,16 @@ def test_gguf_and_push_fail_clearly_when_unavailable(tiny, tmp_path, monkeypatch
     monkeypatch.setenv("HF_TOKEN", "hf_test")
     with pytest.raises(ExportError, match="could not reach the Hub|the Hub refused"):
         push_to_hub(tiny, "someone/chimera-test")
+
+
+def test_the_copilot_is_the_best_reader_that_writes_an_analysis():
+    """A reads best but answers "unknown" with empty advice: the copilot is the best reader among the models that get
+    economy or importance right on some frame, and it says who read better; a tie keeps the earlier model."""
+    scores = {"A_zeroshot": (0.69, 0.0), "sft/perception-20-0": (0.67, 0.0), "sft/perception-100-0": (0.67, 0.39),
+              "grpo/perception-100-0": (0.68, 0.32)}
+    best, why = copilot_choice(scores)
+    assert best == "grpo/perception-100-0" and "economy + importance 32%" in why and "A_zeroshot (69%)" in why
+    assert "sft/perception-20-0" not in why  # it reads worse than the choice: not a better reader left out
+    assert copilot_choice({"A_zeroshot": (0.69, 0.0), "ocr-like": (0.2, 0.0)})[0] == "A_zeroshot"
+    assert "none writes an analysis" in copilot_choice({"A_zeroshot": (0.69, 0.0)})[1]
+    assert copilot_choice({"sft/a": (0.6, 0.3), "sft/b": (0.6, 0.4)})[0] == "sft/a"
