@@ -5,6 +5,7 @@ and the report's three verdicts: the first/last reward windows, the line through
     python bench/bench_grpo.py --steps 60 --lr 2e-4 --temperature 0.7             # E after B, seed 0
     python bench/bench_grpo.py --steps 30 --lr 5e-4 --temperature 1.0 --free      # sampling without the schema
     python bench/bench_grpo.py --steps 150 --block 30 --seed 1                    # five times the stage's steps
+    python bench/bench_grpo.py --steps 10 --forced-in-loss       # train on the tokens the schema forced too (as before)
 """
 
 import argparse
@@ -33,6 +34,8 @@ parser.add_argument("--examples", type=int, default=32)
 parser.add_argument("--block", type=int, default=10, help="steps per printed mean")
 parser.add_argument("--iterations", type=int, default=1, help="optimizer steps on each batch of samples (mu)")
 parser.add_argument("--free", action="store_true", help="sample without the decoding schema")
+parser.add_argument("--forced-in-loss", action="store_true",
+                    help="keep the tokens the schema forced in the loss (grpo.forced_tokens_in_loss: true)")
 parser.add_argument("--seed", type=int, default=0, help="the run's seed: LoRA init, prompt order, sampling")
 args = parser.parse_args()
 
@@ -55,7 +58,7 @@ with tempfile.TemporaryDirectory() as out:
                         per_device_train_batch_size=args.batch_size, num_generations=p["grpo"]["num_generations"],
                         max_completion_length=p["grpo"]["max_completion_length"], temperature=args.temperature,
                         reward_weights=p["grpo"]["reward_weights"], constrained=not args.free, merge=False, seed=args.seed,
-                        num_iterations=args.iterations,
+                        num_iterations=args.iterations, forced_tokens_in_loss=args.forced_in_loss,
                         **{**lora_settings(p["train"]), "lora_dropout": 0.0}, **model_settings(p["model"]))
     summary = train_grpo(cfg, dataset, callbacks=[Keep()])
 steps = [h for h in history if "reward" in h]
@@ -64,7 +67,7 @@ for start in range(0, len(steps), args.block):
     print(f"steps {start + 1}-{start + len(block)}: reward {sum(h['reward'] for h in block) / len(block):.3f}, "
           f"entropy {sum(h.get('entropy', float('nan')) for h in block) / len(block):.2f}")
 change = reward_change(summary["reward_per_step"], summary["reward_windows"]["window"])  # the report's verdict
-print(f"{summary['seconds_per_step']:.2f} s/step; windows {json.dumps(summary['reward_windows'])}; reward change "
+print(f"{summary['seconds_per_step']:.2f} s/step; free tokens {summary['free_token_fraction']}; windows {json.dumps(summary['reward_windows'])}; reward change "
       f"{signed_interval(change['diff'], change['ci'])} ({change['verdict']})")
 trend = reward_trend(summary["reward_per_step"])
 if trend["ci"]:

@@ -356,6 +356,45 @@ def test_grpo_samples_inside_the_schema(tiny, tmp_path, screens):
     assert summary["reward_means"]["format_reward"] == 1.0
     assert 0.0 < summary["reward_means"]["consistency_reward"]  # parsed: the rules read its fields
     assert any(logs.get("completions/clipped_ratio") == 0 for logs in seen)  # never cut at max_completion_length
+    assert 0.0 < summary["free_token_fraction"] < 1.0  # some tokens the schema forced, some the model chose
+
+
+def test_grpo_leaves_the_tokens_the_schema_forced_out_of_the_loss(tiny, tmp_path, screens):
+    """A token the schema forced had probability 1 under the policy that sampled it, so no gradient belongs to it:
+    trl's loss mask, and the token count that normalizes the loss, leave it out. Which tokens were forced is found
+    by replaying each completion through a fresh llguidance matcher, not read from the recorder."""
+    import llguidance
+    import llguidance.torch as llt
+
+    from chimera.training.grpo import build_grpo_trainer
+    from chimera.vlm.constrained import _grammar, ll_tokenizer
+
+    dataset = grpo_dataset([(p, a, 0.6) for _, p, a in screens[:1]])
+    c = GRPORunConfig(base_model=tiny, output_dir=str(tmp_path / "grpo"), max_steps=1, per_device_train_batch_size=2,
+                      num_generations=2, max_completion_length=12, max_pixels=SMALL["max_pixels"], merge=False)
+    trainer, _ = build_grpo_trainer(c, dataset)
+    out = trainer._generate_and_score_completions([dataset[0], dataset[0]])
+    ids, mask, free = out["completion_ids"], out["completion_mask"], out["tool_mask"]
+    n_vocab = trainer.model.get_output_embeddings().weight.shape[0]
+    for row in range(ids.shape[0]):
+        matcher = llguidance.LLMatcher(ll_tokenizer(trainer.processing_class.tokenizer, n_vocab), _grammar())
+        expected = []
+        for token in ids[row][mask[row].bool()].tolist():
+            if matcher.is_stopped():  # the answer is complete: the policy allows EOS or padding (SchemaLogitsProcessor)
+                allowed = torch.zeros(n_vocab, dtype=torch.int32)
+                allowed[[trainer.processing_class.tokenizer.eos_token_id,
+                         trainer.processing_class.tokenizer.pad_token_id]] = 1
+            else:
+                bitmask = llt.allocate_token_bitmask(1, n_vocab)
+                llt.fill_next_token_bitmask(matcher, bitmask, 0)
+                allowed = ((bitmask.unsqueeze(-1) >> torch.arange(32, dtype=torch.int32)) & 1).reshape(-1)[:n_vocab]
+            expected.append(0 if int(allowed.sum()) == 1 else 1)
+            assert allowed[token], "a sample left the schema"
+            if not matcher.is_stopped():
+                matcher.consume_token(token)
+        assert free[row, :len(expected)].tolist() == expected
+        assert 0 < sum(expected) < len(expected)  # forced keys and braces, chosen values
+    assert int(out["num_items_in_batch"]) == int((mask * free).sum())  # dapo's normalizer counts free tokens only
 
 
 def test_grpo_saves_checkpoints_and_resumes_after_a_crash(tiny, tmp_path, screens):

@@ -7,6 +7,13 @@ Sampling is schema-constrained by default (`GRPORunConfig.constrained`), as the 
 the tiny model's samples at temperature 1 rarely close their JSON, so the consistency, strategy and advice rewards
 read nothing and score 0 for every sample of a group, and a group whose rewards are all equal has no advantage to
 learn from. Constrained, every sample parses and the rewards compare what the samples say.
+
+Constrained, a token the schema forces (the only one it allows: a key, a quote, a brace) had probability 1 under the
+policy that sampled it, so the policy gradient through it is zero. trl scores tokens by the model's unconstrained
+log-probability, which would push each forced token up or down with its sample's advantage: noise, which left one
+run writing 5% valid answers when it decoded freely (BENCHMARKS.md). So forced tokens leave the loss
+(`GRPORunConfig.forced_tokens_in_loss`), through the mask trl keeps for tokens the model did not choose (its tool
+mask).
 """
 
 from __future__ import annotations
@@ -55,6 +62,11 @@ class GRPORunConfig:
     save_steps: int = 5                       # a checkpoint every this many steps, resumed after a crash
     constrained: bool = True                  # sample inside the decoding schema (llguidance), as the evaluation does
     checkpoint_dir: str | None = None         # checkpoints here (outside DVC's output) until the run finishes
+    forced_tokens_in_loss: bool = False       # constrained: train on the tokens the schema forced too (module doc)
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
 
 
 def grpo_dataset(examples: list[tuple[str, dict, float | None]], view=None):
@@ -166,9 +178,25 @@ def paired_reward_change(rows: list[dict], weights: list[float]) -> dict:
     return out
 
 
-def constrain_generation(model, tokenizer) -> None:
+class ForcedTokens:
+    """A logits processor placed after the schema's: at each generated position, for each row, whether the schema
+    left exactly one token (the sampling had no choice there). One per `generate` call."""
+
+    def __init__(self):
+        self.steps: list[torch.Tensor] = []
+
+    def __call__(self, input_ids, scores):
+        self.steps.append((torch.isfinite(scores).sum(-1) == 1).cpu())
+        return scores
+
+    def rows(self) -> list[list[bool]]:
+        return torch.stack(self.steps, dim=1).tolist() if self.steps else []
+
+
+def constrain_generation(model, tokenizer, forced: list | None = None) -> None:
     """Make `model.generate` sample inside the decoding schema: each call gets a fresh SchemaLogitsProcessor for its
-    batch. trl's GRPOTrainer calls `generate` on the model it trains and takes no logits processor of its own."""
+    batch. trl's GRPOTrainer calls `generate` on the model it trains and takes no logits processor of its own.
+    With a `forced` list, each call also appends the ForcedTokens that recorded which of its tokens were forced."""
     from transformers import LogitsProcessorList
 
     from chimera.vlm.constrained import SchemaLogitsProcessor
@@ -179,12 +207,45 @@ def constrain_generation(model, tokenizer) -> None:
         ids = kwargs["input_ids"]
         processors = LogitsProcessorList(kwargs.pop("logits_processor", None) or [])
         processors.append(SchemaLogitsProcessor(tokenizer, ids.shape[0], ids.shape[1]))
+        if forced is not None:
+            forced.append(ForcedTokens())
+            processors.append(forced[-1])
         return generate(*args, logits_processor=processors, **kwargs)
 
     model.generate = constrained_generate
 
 
-def train_grpo(cfg: GRPORunConfig, dataset, callbacks=(), resume: bool | None = None) -> dict:
+def free_token_mask(forced_rows: list[list[bool]], completion_ids: list[list[int]]) -> list[list[int]]:
+    """1 for each completion token the model chose, 0 for each the schema forced; trl cuts a completion after its
+    EOS, so a row of flags may run longer than its completion."""
+    if len(forced_rows) != len(completion_ids):
+        raise RuntimeError(f"forced-token flags for {len(forced_rows)} completions, but {len(completion_ids)} came back")
+    return [[0 if flag else 1 for flag in row[:len(ids)]] for row, ids in zip(forced_rows, completion_ids)]
+
+
+def leave_forced_tokens_out_of_the_loss(trainer, forced: list) -> None:
+    """Wrap trl's `_generate` so that it returns the free-token mask where trl keeps its tool mask: trl multiplies
+    the completion mask by it in the loss and in the token count that normalizes it. trl logged the completion
+    lengths inside `_generate`, so they still count every token; `completions/free_token_fraction` logs the share
+    the model chose."""
+    generate = trainer._generate
+
+    def generate_and_mask(prompts):
+        forced.clear()
+        prompt_ids, completion_ids, tool_mask, *rest = generate(prompts)
+        if tool_mask is not None:
+            raise ValueError("GRPO with tools: the forced-token mask would replace trl's tool mask")
+        free = free_token_mask([row for record in forced for row in record.rows()], completion_ids)
+        mode = "train" if trainer.model.training else "eval"
+        trainer._metrics[mode]["completions/free_token_fraction"].append(
+            sum(map(sum, free)) / max(1, sum(map(len, free))))
+        return (prompt_ids, completion_ids, free, *rest)
+
+    trainer._generate = generate_and_mask
+
+
+def build_grpo_trainer(cfg: GRPORunConfig, dataset, callbacks=()):
+    """trl's GRPOTrainer for `cfg`, sampling inside the schema when constrained, and the RewardLog it writes."""
     from peft import LoraConfig, get_peft_model
     from trl import GRPOConfig, GRPOTrainer
 
@@ -216,7 +277,16 @@ def train_grpo(cfg: GRPORunConfig, dataset, callbacks=(), resume: bool | None = 
                           processing_class=processor,
                           callbacks=[*dvclive_callbacks(cfg.dvclive_dir), *callbacks])
     if cfg.constrained:
-        constrain_generation(trainer.model, processor.tokenizer)
+        forced = None if cfg.forced_tokens_in_loss else []
+        constrain_generation(trainer.model, processor.tokenizer, forced)
+        if forced is not None:
+            leave_forced_tokens_out_of_the_loss(trainer, forced)
+    return trainer, reward_log
+
+
+def train_grpo(cfg: GRPORunConfig, dataset, callbacks=(), resume: bool | None = None) -> dict:
+    trainer, reward_log = build_grpo_trainer(cfg, dataset, callbacks)
+    processor = trainer.processing_class
     start = time.perf_counter()
     checkpoint = resume_point(cfg, resume)
     reward_log.keep_before(int(checkpoint.name.rsplit("-", 1)[1]) if checkpoint else 0)
@@ -242,6 +312,8 @@ def train_grpo(cfg: GRPORunConfig, dataset, callbacks=(), resume: bool | None = 
                "reward_means": {k: (sum(v) / len(v) if v else None) for k, v in rewards.items()},
                "reward_first_last": {k: (v[0], v[-1]) if v else None for k, v in rewards.items()},
                "reward_per_step": [round(h["reward"], 4) for h in history if "reward" in h],
+               "free_token_fraction": _mean([h["completions/free_token_fraction"] for h in history
+                                             if "completions/free_token_fraction" in h]),
                "reward_windows": reward_windows(history),
                "reward_paired": paired_reward_change(log_rows, cfg.reward_weights),
                "config": asdict(cfg)}
