@@ -6,6 +6,7 @@ and the report's three verdicts: the first/last reward windows, the line through
     python bench/bench_grpo.py --steps 30 --lr 5e-4 --temperature 1.0 --free      # sampling without the schema
     python bench/bench_grpo.py --steps 150 --block 30 --seed 1                    # five times the stage's steps
     python bench/bench_grpo.py --steps 10 --forced-in-loss       # train on the tokens the schema forced too (as before)
+    python bench/bench_grpo.py --steps 10 --over-allowed         # score tokens by the model renormalized over the schema
 """
 
 import argparse
@@ -36,6 +37,8 @@ parser.add_argument("--iterations", type=int, default=1, help="optimizer steps o
 parser.add_argument("--free", action="store_true", help="sample without the decoding schema")
 parser.add_argument("--forced-in-loss", action="store_true",
                     help="keep the tokens the schema forced in the loss (grpo.forced_tokens_in_loss: true)")
+parser.add_argument("--over-allowed", action="store_true",
+                    help="score each token over the tokens the schema allowed (grpo.logprobs_over_allowed: true)")
 parser.add_argument("--seed", type=int, default=0, help="the run's seed: LoRA init, prompt order, sampling")
 args = parser.parse_args()
 
@@ -48,9 +51,21 @@ dataset = grpo_dataset([(r.path, labels[r.id]["analysis"], labels[r.id].get("p_w
 history = []
 
 
+update_norms = []  # the L2 norm of each optimizer step's change to the trainable weights
+
+
 class Keep(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         history.append(logs or {})
+
+    # Adam divides each weight's step by its gradient's running scale, so a loss scaled by a constant (dapo's count of
+    # tokens in the loss) moves the weights as far; the gradient norm trl logs is before that division
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        self.before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        after = dict(model.named_parameters())
+        update_norms.append(sum(float((after[n].detach() - w).pow(2).sum()) for n, w in self.before.items()) ** 0.5)
 
 
 with tempfile.TemporaryDirectory() as out:
@@ -59,13 +74,16 @@ with tempfile.TemporaryDirectory() as out:
                         max_completion_length=p["grpo"]["max_completion_length"], temperature=args.temperature,
                         reward_weights=p["grpo"]["reward_weights"], constrained=not args.free, merge=False, seed=args.seed,
                         num_iterations=args.iterations, forced_tokens_in_loss=args.forced_in_loss,
+                        logprobs_over_allowed=args.over_allowed,
                         **{**lora_settings(p["train"]), "lora_dropout": 0.0}, **model_settings(p["model"]))
     summary = train_grpo(cfg, dataset, callbacks=[Keep()])
 steps = [h for h in history if "reward" in h]
 for start in range(0, len(steps), args.block):
     block = steps[start:start + args.block]
     print(f"steps {start + 1}-{start + len(block)}: reward {sum(h['reward'] for h in block) / len(block):.3f}, "
-          f"entropy {sum(h.get('entropy', float('nan')) for h in block) / len(block):.2f}")
+          f"entropy {sum(h.get('entropy', float('nan')) for h in block) / len(block):.2f}, "
+          f"gradient norm {sum(h.get('grad_norm', float('nan')) for h in block) / len(block):.3f}, "
+          f"update norm {sum(update_norms[start:start + args.block]) / len(block):.4f}")
 change = reward_change(summary["reward_per_step"], summary["reward_windows"]["window"])  # the report's verdict
 print(f"{summary['seconds_per_step']:.2f} s/step; free tokens {summary['free_token_fraction']}; windows {json.dumps(summary['reward_windows'])}; reward change "
       f"{signed_interval(change['diff'], change['ci'])} ({change['verdict']})")

@@ -33,7 +33,7 @@ cfg = GRPORunConfig(base_model=cell["base"], output_dir=f"models/{name}", max_st
                     learning_rate=p["learning_rate"], per_device_train_batch_size=p["batch_size"],
                     num_generations=p["num_generations"], max_completion_length=p["max_completion_length"],
                     temperature=p["temperature"], reward_weights=p["reward_weights"], constrained=p["constrained"],
-                    forced_tokens_in_loss=p["forced_tokens_in_loss"],
+                    forced_tokens_in_loss=p["forced_tokens_in_loss"], logprobs_over_allowed=p["logprobs_over_allowed"],
                     seed=seed, dvclive_dir=f"dvclive/{name}", checkpoint_dir=str(CHECKPOINT_CACHE / name),
                     **{**lora_settings(params("train")), "lora_dropout": 0.0},
                     **model_settings(params("model")))

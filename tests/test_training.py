@@ -359,15 +359,41 @@ def test_grpo_samples_inside_the_schema(tiny, tmp_path, screens):
     assert 0.0 < summary["free_token_fraction"] < 1.0  # some tokens the schema forced, some the model chose
 
 
+def _schema_replay(trainer, ids, mask) -> list[torch.Tensor]:
+    """For each completion, the tokens the schema allowed at each of its positions ([tokens, vocab] flags), found by
+    replaying it through a fresh llguidance matcher, independently of what the trainer recorded while sampling."""
+    import llguidance
+    import llguidance.torch as llt
+
+    from chimera.vlm.constrained import _grammar, ll_tokenizer
+
+    tokenizer = trainer.processing_class.tokenizer
+    n_vocab = trainer.model.get_output_embeddings().weight.shape[0]
+    rows = []
+    for row in range(ids.shape[0]):
+        matcher = llguidance.LLMatcher(ll_tokenizer(tokenizer, n_vocab), _grammar())
+        steps = []
+        for token in ids[row][mask[row].bool()].tolist():
+            if matcher.is_stopped():  # the answer is complete: the policy allows EOS or padding (SchemaLogitsProcessor)
+                allowed = torch.zeros(n_vocab, dtype=torch.bool)
+                allowed[[tokenizer.eos_token_id, tokenizer.pad_token_id]] = True
+            else:
+                bitmask = llt.allocate_token_bitmask(1, n_vocab)
+                llt.fill_next_token_bitmask(matcher, bitmask, 0)
+                allowed = ((bitmask.unsqueeze(-1) >> torch.arange(32, dtype=torch.int32)) & 1).reshape(-1)[:n_vocab].bool()
+            assert allowed[token], "a sample left the schema"
+            steps.append(allowed)
+            if not matcher.is_stopped():
+                matcher.consume_token(token)
+        rows.append(torch.stack(steps))
+    return rows
+
+
 def test_grpo_leaves_the_tokens_the_schema_forced_out_of_the_loss(tiny, tmp_path, screens):
     """A token the schema forced had probability 1 under the policy that sampled it, so no gradient belongs to it:
     trl's loss mask, and the token count that normalizes the loss, leave it out. Which tokens were forced is found
     by replaying each completion through a fresh llguidance matcher, not read from the recorder."""
-    import llguidance
-    import llguidance.torch as llt
-
     from chimera.training.grpo import build_grpo_trainer
-    from chimera.vlm.constrained import _grammar, ll_tokenizer
 
     dataset = grpo_dataset([(p, a, 0.6) for _, p, a in screens[:1]])
     c = GRPORunConfig(base_model=tiny, output_dir=str(tmp_path / "grpo"), max_steps=1, per_device_train_batch_size=2,
@@ -375,26 +401,77 @@ def test_grpo_leaves_the_tokens_the_schema_forced_out_of_the_loss(tiny, tmp_path
     trainer, _ = build_grpo_trainer(c, dataset)
     out = trainer._generate_and_score_completions([dataset[0], dataset[0]])
     ids, mask, free = out["completion_ids"], out["completion_mask"], out["tool_mask"]
-    n_vocab = trainer.model.get_output_embeddings().weight.shape[0]
-    for row in range(ids.shape[0]):
-        matcher = llguidance.LLMatcher(ll_tokenizer(trainer.processing_class.tokenizer, n_vocab), _grammar())
-        expected = []
-        for token in ids[row][mask[row].bool()].tolist():
-            if matcher.is_stopped():  # the answer is complete: the policy allows EOS or padding (SchemaLogitsProcessor)
-                allowed = torch.zeros(n_vocab, dtype=torch.int32)
-                allowed[[trainer.processing_class.tokenizer.eos_token_id,
-                         trainer.processing_class.tokenizer.pad_token_id]] = 1
-            else:
-                bitmask = llt.allocate_token_bitmask(1, n_vocab)
-                llt.fill_next_token_bitmask(matcher, bitmask, 0)
-                allowed = ((bitmask.unsqueeze(-1) >> torch.arange(32, dtype=torch.int32)) & 1).reshape(-1)[:n_vocab]
-            expected.append(0 if int(allowed.sum()) == 1 else 1)
-            assert allowed[token], "a sample left the schema"
-            if not matcher.is_stopped():
-                matcher.consume_token(token)
+    for row, replay in enumerate(_schema_replay(trainer, ids, mask)):
+        expected = (replay.sum(-1) != 1).int().tolist()
         assert free[row, :len(expected)].tolist() == expected
         assert 0 < sum(expected) < len(expected)  # forced keys and braces, chosen values
     assert int(out["num_items_in_batch"]) == int((mask * free).sum())  # dapo's normalizer counts free tokens only
+
+
+def test_grpo_over_allowed_takes_the_gradient_of_the_policy_that_sampled(tiny, tmp_path, screens):
+    """With logprobs_over_allowed, trl's loss is the policy gradient of constrained sampling: each chosen token's
+    log-probability under the model renormalized over the tokens the schema allowed there (found by a matcher
+    replay). The gradient of trl's loss points where the replay's does, and away from the unconstrained one's."""
+    from chimera.training.grpo import build_grpo_trainer
+
+    dataset = grpo_dataset([(p, a, 0.6) for _, p, a in screens[:2]])
+    c = GRPORunConfig(base_model=tiny, output_dir=str(tmp_path / "grpo"), max_steps=1, per_device_train_batch_size=4,
+                      num_generations=2, max_completion_length=12, max_pixels=SMALL["max_pixels"], merge=False,
+                      temperature=0.7, logprobs_over_allowed=True)
+    trainer, _ = build_grpo_trainer(c, dataset)
+    out = trainer._generate_and_score_completions([dataset[0], dataset[0], dataset[1], dataset[1]])
+    ids, mask, free = out["completion_ids"], out["completion_mask"], out["tool_mask"]
+    allowed = torch.ones(*ids.shape, out["allowed"].shape[-1], dtype=torch.bool)
+    for row, replay in enumerate(_schema_replay(trainer, ids, mask)):
+        allowed[row, :len(replay)] = replay
+    in_answer = mask.bool()  # after its EOS a row's flags are padding, outside the loss
+    assert torch.equal(out["allowed"][in_answer], allowed[in_answer])  # the flags that travel with the batch
+
+    model = trainer.model
+    params = [p for p in model.parameters() if p.requires_grad]
+    trainer.current_gradient_accumulation_steps = 1  # trl's loss reads it; the training loop sets it per step
+    trl = torch.cat([g.flatten() for g in torch.autograd.grad(trainer.compute_loss(model, out), params)])
+    n_prompt = out["prompt_ids"].shape[1]
+    vision = {k: out[k] for k in ("pixel_values", "image_grid_thw", "mm_token_type_ids") if k in out}
+    logits = model(input_ids=torch.cat([out["prompt_ids"], ids], 1),
+                   attention_mask=torch.cat([out["prompt_mask"], mask], 1),
+                   **vision).logits[:, n_prompt - 1:-1].float() / c.temperature
+
+    def gradient(flags):
+        logp = logits.masked_fill(~flags, float("-inf")).log_softmax(-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+        loss = -(out["advantages"].unsqueeze(-1) * logp.masked_fill(mask * free == 0, 0.0)).sum()
+        return torch.cat([g.flatten() for g in torch.autograd.grad(loss, params, retain_graph=True)])
+
+    def cosine(a, b):
+        return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+
+    assert out["advantages"].abs().sum() > 0
+    assert 1 - cosine(trl, gradient(allowed)) < 1e-5  # float sums in another order: about 5e-7 here
+    assert 1 - cosine(trl, gradient(torch.ones_like(allowed))) > 1e-3  # the unconstrained scoring's: about 8e-3
+
+
+def test_allowed_token_logps_in_tiles_are_the_whole_batch_logps():
+    """The log-probabilities over the allowed tokens, formed a tile of positions at a time, are those of the whole
+    batch at once, gradients included; a forced position has log-probability 0 and entropy 0."""
+    from chimera.training.grpo import allowed_token_logps
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(8, 11, bias=False)
+    hidden = torch.randn(2, 5, 8, requires_grad=True)
+    tokens = torch.randint(0, 11, (2, 5))
+    allowed = torch.rand(2, 5, 11) > 0.5
+    allowed.scatter_(-1, tokens.unsqueeze(-1), True)
+    allowed[0, 1] = torch.nn.functional.one_hot(tokens[0, 1], 11).bool()  # one token left: forced
+    logits = head(hidden) / 0.7
+    expected = logits.gather(-1, tokens.unsqueeze(-1)).squeeze(-1) - logits.masked_fill(~allowed, float("-inf")).logsumexp(-1)
+    for tile in (3, 10, None):
+        logps, entropy = allowed_token_logps(head, hidden, tokens, allowed, 0.7, tile_tokens=tile)
+        assert torch.allclose(logps, expected, atol=1e-5)
+        assert float(logps[0, 1]) == pytest.approx(0.0, abs=1e-6) and float(entropy[0, 1]) == pytest.approx(0.0, abs=1e-6)
+        assert bool((entropy >= -1e-6).all())
+        grad, = torch.autograd.grad(logps.sum(), hidden)
+        want, = torch.autograd.grad(expected.sum(), hidden, retain_graph=True)
+        assert torch.allclose(grad, want, atol=1e-5)
 
 
 def test_grpo_saves_checkpoints_and_resumes_after_a_crash(tiny, tmp_path, screens):
