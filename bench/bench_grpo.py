@@ -80,9 +80,9 @@ with tempfile.TemporaryDirectory() as out:
 steps = [h for h in history if "reward" in h]
 for start in range(0, len(steps), args.block):
     block = steps[start:start + args.block]
-    print(f"steps {start + 1}-{start + len(block)}: reward {sum(h['reward'] for h in block) / len(block):.3f}, "
-          f"entropy {sum(h.get('entropy', float('nan')) for h in block) / len(block):.2f}, "
-          f"gradient norm {sum(h.get('grad_norm', float('nan')) for h in block) / len(block):.3f}, "
+    means = {key: sum(h.get(key, float("nan")) for h in block) / len(block) for key in ("reward", "entropy", "grad_norm")}
+    print(f"steps {start + 1}-{start + len(block)}: reward {means['reward']:.3f}, entropy {means['entropy']:.2f}, "
+          f"gradient norm {means['grad_norm']:.3f}, "
           f"update norm {sum(update_norms[start:start + args.block]) / len(block):.4f}")
 change = reward_change(summary["reward_per_step"], summary["reward_windows"]["window"])  # the report's verdict
 print(f"{summary['seconds_per_step']:.2f} s/step; free tokens {summary['free_token_fraction']}; windows {json.dumps(summary['reward_windows'])}; reward change "

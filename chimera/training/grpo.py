@@ -33,7 +33,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
-from torch.utils.checkpoint import checkpoint
+import torch.utils.checkpoint
 
 from chimera.prompts import SYSTEM_PROMPT, USER_PROMPT
 from chimera.training.rewards import REWARDS
@@ -285,7 +285,7 @@ def allowed_token_logps(head, hidden, tokens, allowed, temperature: float, tile_
                          f"{head.weight.shape[0]}")
     h, t, a = hidden.reshape(-1, hidden.shape[-1]), tokens.reshape(-1), allowed.reshape(-1, allowed.shape[-1])
     step = tile_tokens or max(1, LOGIT_TILE_ELEMENTS // a.shape[-1])
-    parts = [checkpoint(tile, h[i:i + step], t[i:i + step], a[i:i + step], use_reentrant=False)
+    parts = [torch.utils.checkpoint.checkpoint(tile, h[i:i + step], t[i:i + step], a[i:i + step], use_reentrant=False)
              for i in range(0, len(t), step)]
     logps, entropy = (torch.cat(x).reshape(tokens.shape) for x in zip(*parts))
     return logps, entropy
@@ -300,7 +300,7 @@ class AllowedTokenScorer:
         self.model = model.get_base_model() if hasattr(model, "get_base_model") else model
         self.allowed, self.keep, self.temperature, self.row = allowed, logits_to_keep, temperature, 0
 
-    def __call__(self, labels=None, fused_lm_head=True, **inputs):
+    def __call__(self, labels=None, fused_lm_head=True, **inputs):  # trl's fused-head call; the scorer needs neither
         hidden = self.model.base_model(**inputs, use_cache=False).last_hidden_state[:, -self.keep - 1:-1]
         rows = slice(self.row, self.row + hidden.shape[0])
         self.row = rows.stop
