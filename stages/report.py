@@ -46,6 +46,7 @@ LOSSES = ("steps", "first_loss", "final_loss", "first_val_loss", "final_val_loss
 training = {m: {k: v for k, v in read_json(f"metrics/train/{m}.json").items() if k in LOSSES}
             for m in rows if m in cells or m in e_cells}
 report = build_report(summaries, frames, params("report")["comparisons"], training, seed, BASELINES)
+report["hybrid_with"] = params("report")["hybrid_with"]
 steps = (f"equal epochs: every run takes {sweep['epochs']} passes over its shots at batch {sft['batch_size']}"
          if sweep["equal"] == "epochs" else f"equal steps: every run takes {sweep['steps']} optimizer steps")
 pre = params("pretrain_strategy")

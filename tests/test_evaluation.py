@@ -558,6 +558,49 @@ def test_the_data_efficiency_plot_keeps_its_title_on_the_page():
     assert report["grid"]["steps"].split()[-1] in title  # wrapped, not cut
 
 
+def test_the_verdict_says_which_models_beat_ocr_on_its_fields_and_the_hybrid():
+    """OCR reads three fields and abstains on the rest, so its game_state accuracy is low by construction; the
+    first line must compare the models with it on the fields it reads, paired per frame, and with the hybrid."""
+    import pandas as pd
+
+    from chimera.evaluation.report import OCR_FIELDS, build_report, verdict_line
+
+    n = 40
+    ids = [f"f{i}" for i in range(n)]
+
+    def table(ocr_right: list[float], value: float) -> pd.DataFrame:
+        t = pd.DataFrame({"id": ids, "json_found": 1.0, "valid": 1.0, "value_accuracy": value,
+                          "value_accuracy_tolerant": value, "analysis_accuracy": 0.5, "consistency": np.nan,
+                          "grounding": np.nan, "field:round_phase": 0.0}).set_index("id")
+        for f in OCR_FIELDS:
+            t[f"field:{f}"] = ocr_right
+        t.loc["f0", "field:player_health"] = np.nan  # a null label: not a frame's miss, not OCR's either
+        return t
+
+    frames = {"constant": table([0.0] * n, 0.4), "ocr": table([1.0] * 30 + [0.0] * 10, 0.2),
+              "hybrid": table([1.0] * n, 0.7), "reads": table([1.0] * n, 0.8), "guesses": table([1.0, 0.0] * 20, 0.6)}
+    fields = {f: {"value_accuracy": {"value": 0.4}} for f in BASE["game_state"]}
+    summaries = {m: {"n_frames": n, "json_validity": {"value": 1.0}, "schema_compliance": {"value": 1.0},
+                     "fields": fields} for m in frames}
+    report = build_report(summaries, frames, [], baselines=("constant", "ocr", "hybrid"))
+    assert report["rows"]["ocr"]["ocr_fields_accuracy"] == pytest.approx(0.75)
+    assert report["rows"]["guesses"]["ocr_fields_margin_over_ocr"]["delta"] == pytest.approx(-0.25)
+    assert report["models_beating_ocr_on_its_fields"] == ["reads"] and report["models_beating_hybrid"] == ["reads"]
+    line = verdict_line({**report, "hybrid_with": "B"})
+    assert ("On the fields OCR reads (player_money, player_armor, player_health; OCR 75%), the models that beat OCR "
+            "(1 of 2): reads.") in line
+    assert "The models that beat the hybrid (OCR's confident numbers in B's answer; 70%) on game_state " \
+           "value accuracy (1 of 2): reads." in line
+
+    del frames["reads"], summaries["reads"]
+    line = verdict_line(build_report(summaries, frames, [], baselines=("constant", "ocr", "hybrid")))
+    assert "**On the fields OCR reads (player_money, player_armor, player_health; OCR 75%), no model beats OCR.**" in line
+    assert "**No model beats the hybrid" in line
+    del frames["ocr"], frames["hybrid"], summaries["ocr"], summaries["hybrid"]
+    line = verdict_line(build_report(summaries, frames, [], baselines=("constant",)))
+    assert "OCR" not in line and "hybrid" not in line  # a run without those baselines says nothing of them
+
+
 def test_the_verdict_puts_a_grids_lone_winner_beside_what_chance_gives():
     """In the full grid one cell of 36 cleared the constant on economy + importance: the first line must say how
     many of how many did, and how many would by chance, so one cell is not read as a result."""

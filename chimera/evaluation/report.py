@@ -4,7 +4,8 @@ bootstrap CIs.
 Every row is scored on the same evaluation frames, so differences are paired per frame: the bootstrap
 resamples frames, not models, which is far tighter than comparing two independent CIs. Every model stands
 beside the trivial baselines of the same run (constant, OCR, hybrid), and its margin over the constant
-predictor is reported with its interval; the report says first which models do not beat the constant.
+predictor is reported with its interval; the report says first which models do not beat the constant, then
+which beat the classical reader (OCR, on the fields it reads) and the hybrid (OCR's numbers in a model's answer).
 """
 
 from __future__ import annotations
@@ -27,7 +28,15 @@ FRAME_METRICS = {
 }
 HEADLINE = "value_accuracy"
 CONSTANT = "constant"
+OCR, HYBRID = "ocr", "hybrid"
 OCR_FIELDS = ("player_money", "player_armor", "player_health")
+
+
+def ocr_fields_accuracy(table: pd.DataFrame) -> pd.Series:
+    """Per frame, the share of OCR's fields (money, armor, health) answered right, over those the label has: OCR
+    reads nothing else, so its game_state value accuracy would count every other field as its miss."""
+    columns = [c for c in (f"field:{f}" for f in OCR_FIELDS) if c in table]
+    return table[columns].mean(axis=1, skipna=True) if columns else pd.Series(np.nan, index=table.index)
 
 
 def paired_delta(a: pd.Series, b: pd.Series, seed: int = 0, n: int = 2000) -> dict:
@@ -56,6 +65,7 @@ def build_report(summaries: dict[str, dict], frames: dict[str, pd.DataFrame], co
             "schema_compliance": summary["schema_compliance"]["value"],
             "null_handling": summary.get("null_handling"),
             "fields": {f: summary["fields"][f]["value_accuracy"]["value"] for f in GAME_STATE_FIELDS},
+            "ocr_fields_accuracy": float(ocr_fields_accuracy(table).mean()),
             **{key: _mean_ci(table[key], seed) for key in FRAME_METRICS if key not in ("valid", "json_found")},
             "training": (training or {}).get(name),
             "unconstrained": summary.get("unconstrained"),  # the same model decoded without the schema constraint
@@ -64,6 +74,11 @@ def build_report(summaries: dict[str, dict], frames: dict[str, pd.DataFrame], co
             rows[name]["margin_over_constant"] = paired_delta(table[HEADLINE], frames[CONSTANT][HEADLINE], seed)
             rows[name]["analysis_margin_over_constant"] = paired_delta(table["analysis_accuracy"],
                                                                        frames[CONSTANT]["analysis_accuracy"], seed)
+        if OCR in frames and name != OCR:
+            rows[name]["ocr_fields_margin_over_ocr"] = paired_delta(ocr_fields_accuracy(table),
+                                                                    ocr_fields_accuracy(frames[OCR]), seed)
+        if HYBRID in frames and name != HYBRID:
+            rows[name]["margin_over_hybrid"] = paired_delta(table[HEADLINE], frames[HYBRID][HEADLINE], seed)
     deltas = []
     for a, b in comparisons:
         if a not in frames or b not in frames:
@@ -74,10 +89,17 @@ def build_report(summaries: dict[str, dict], frames: dict[str, pd.DataFrame], co
         deltas.append(row)
     models = [n for n, r in rows.items() if r["kind"] == "model"]
     below = [n for n in models if (rows[n].get("margin_over_constant") or {}).get("verdict") != "better"]
-    analysis_above = [n for n in models if (rows[n].get("analysis_margin_over_constant") or {}).get("verdict") == "better"]
+
+    def beating(margin: str) -> list[str] | None:  # None: the run has no such baseline
+        if not any(margin in rows[n] for n in models):
+            return None
+        return [n for n in models if (rows[n].get(margin) or {}).get("verdict") == "better"]
+
     return {"rows": rows, "comparisons": deltas, "headline": HEADLINE,
             "models_not_beating_constant": below, "models_beating_constant": [n for n in models if n not in below],
-            "models_beating_constant_on_analysis": analysis_above}
+            "models_beating_constant_on_analysis": beating("analysis_margin_over_constant"),
+            "models_beating_ocr_on_its_fields": beating("ocr_fields_margin_over_ocr"),
+            "models_beating_hybrid": beating("margin_over_hybrid")}
 
 
 def _mean_ci(values: pd.Series, seed: int) -> dict:
@@ -422,6 +444,19 @@ def verdict_line(report: dict) -> str:
         line += (" **On economy + importance no model beats the constant predictor.**" if not analysis else
                  f" On economy + importance, the models that beat the constant ({len(analysis)} of {models}"
                  f"{by_chance(models)}): {', '.join(analysis)}.")
+    rows = report.get("rows") or {}
+    ocr = report.get("models_beating_ocr_on_its_fields")
+    if ocr is not None:
+        what = f"On the fields OCR reads ({', '.join(OCR_FIELDS)}; OCR {_pct(rows[OCR]['ocr_fields_accuracy'])})"
+        line += (f" **{what}, no model beats OCR.**" if not ocr else
+                 f" {what}, the models that beat OCR ({len(ocr)} of {models}): {', '.join(ocr)}.")
+    hybrid = report.get("models_beating_hybrid")
+    if hybrid is not None:
+        what = (f"the hybrid (OCR's confident numbers in {report.get('hybrid_with') or 'a model'}'s answer; "
+                f"{_pct(rows[HYBRID]['value_accuracy']['value'])})")
+        line += (f" **No model beats {what} on game_state value accuracy.**" if not hybrid else
+                 f" The models that beat {what} on game_state value accuracy ({len(hybrid)} of {models}): "
+                 f"{', '.join(hybrid)}.")
     return line
 
 
