@@ -338,6 +338,12 @@ def analyze(
     """Analyse one screenshot: game state, analysis and advice, as a readable panel or JSON."""
     if not image.exists():
         _fail(f"{image}: no such file")
+    from chimera.io import open_image
+
+    try:  # before any model loads: a bad file is said in a second, not after the weights
+        open_image(image)
+    except ValueError as exc:
+        _fail(str(exc))  # names the file and the problem
     if model is None:
         if backend != "local":
             _fail(f"--model is required with --backend {backend} (the served model's name or a Claude model id)")
@@ -345,7 +351,7 @@ def analyze(
         typer.secho(f"model: {why}", err=True)
     prediction = _backend(backend, model, server_url, 1, _settings()["max_new_tokens"]).analyze([(image.name, str(image))])[0]
     if prediction.error:
-        _fail(f"{image}: {prediction.error}")
+        _fail(prediction.error if str(image) in prediction.error else f"{image}: {prediction.error}")
     if as_json:
         if not prediction.parse.ok:
             typer.echo(_json({"raw_text": prediction.raw_text, "errors": prediction.parse.errors}))

@@ -130,3 +130,20 @@ def test_analyze_without_a_model_picks_the_best_built_one_and_says_why(tmp_path,
                                                        "round_importance": {"value": 0.3}}}))
     path, why = best_built_model()
     assert path == b_seed_1 and "economy + importance 40%" in why and "A_zeroshot (80%)" in why
+
+
+def test_analyze_names_a_bad_image_before_it_loads_any_model(tmp_path, monkeypatch):
+    """An unreadable file is refused with its name and the problem, once, and no model is looked for: the
+    directory has no params.yaml and no model, so reaching either would fail differently."""
+    from typer.testing import CliRunner
+
+    from chimera.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shot.png").write_bytes(b"not a png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    for name, problem in (("shot.png", "UnidentifiedImageError"), ("empty.png", "empty file")):
+        result = CliRunner().invoke(app, ["analyze", name, "--model", "models/none"])
+        assert result.exit_code == 1, result.output
+        assert f"{name}: unreadable image:" in result.output and problem in result.output
+        assert result.output.count(name) == 1 and "Loading" not in result.output
