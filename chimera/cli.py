@@ -554,10 +554,6 @@ def overfit(
         typer.echo(f"  {field:18s} {acc:.2f}")
 
 
-if __name__ == "__main__":
-    app()
-
-
 @app.command()
 def review(
     models: Optional[list[str]] = typer.Argument(None, help="Models to compare (names under data/predictions/)"),
@@ -805,3 +801,22 @@ def watch(
         _fail(f"--model is required with --backend {backend}")
     engine = _backend(backend, model, server_url, 1, _settings()["max_new_tokens"])
     watch_folder(folder, engine, log_path, gsi_url, settle_s, max_events, timeout_s)
+
+
+def main() -> None:
+    """The `chimera` command. Bad input (a file that is not what it should be, a path that is not there) is one red
+    line that names it, not a traceback; CHIMERA_DEBUG=1 shows the traceback as well."""
+    import os
+
+    try:
+        app()
+    except (ValueError, OSError) as exc:
+        if os.environ.get("CHIMERA_DEBUG"):
+            raise
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        typer.secho("(CHIMERA_DEBUG=1 shows where it was raised)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # at the end: every command is registered by now
+    main()

@@ -1,5 +1,7 @@
 """The CLI and the stages share their defaults: params.yaml, with the library's fallbacks held equal to it."""
 
+import sys
+
 import yaml
 
 from chimera.cli import _model_config, _settings
@@ -147,3 +149,22 @@ def test_analyze_names_a_bad_image_before_it_loads_any_model(tmp_path, monkeypat
         assert result.exit_code == 1, result.output
         assert f"{name}: unreadable image:" in result.output and problem in result.output
         assert result.output.count(name) == 1 and "Loading" not in result.output
+
+
+def test_the_command_names_bad_input_in_one_line_and_has_every_command(tmp_path):
+    """`python -m chimera.cli` (what the `chimera` script runs) knows every command, and a malformed prediction
+    file is one line naming it, not a traceback; CHIMERA_DEBUG=1 gives the traceback back."""
+    import os
+    import subprocess
+
+    run = lambda *args, **env: subprocess.run([sys.executable, "-m", "chimera.cli", *args], cwd=tmp_path,  # noqa: E731
+                                              capture_output=True, text=True, env={**os.environ, **env}, timeout=120)
+    listed = run("--help").stdout
+    assert all(command in listed for command in ("analyze", "review", "serve", "watch", "gsi-label"))
+    (tmp_path / "preds").mkdir()
+    (tmp_path / "preds" / "x.json").write_text('{"broken')
+    result = run("evaluate", "--predictions", "preds", "--labels", "preds")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "error: preds/x.json: not valid JSON" in result.stderr and len(result.stderr.splitlines()) == 2
+    result = run("evaluate", "--predictions", "preds", "--labels", "preds", CHIMERA_DEBUG="1")
+    assert result.returncode == 1 and "Traceback" in result.stderr and "not valid JSON" in result.stderr
