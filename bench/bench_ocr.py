@@ -4,7 +4,7 @@ Both read the same fixed regions (chimera.evaluation.ocr.DEFAULT_REGIONS, scaled
 frames rendered with the pipeline's own style sampler (resolutions 640x360..1920x1080, JPEG, blur, real
 backgrounds), and are scored exactly against the truth: money, armor, health. With --real, they read the
 shared real screenshots in the real CS2 layout (REAL_CS2_REGIONS) and are scored against what a person read
-off each frame (bench/real_hud_numbers.csv; a blank is a number a person could not read, and is not scored).
+off each frame (data/hand_labels/real_screenshots.csv; a blank is a number a person could not read, and is not scored).
 Beside them, the constant answer (each field's commonest value among those labels: an optimistic bound).
 Tesseract is optional: `apt-get install tesseract-ocr` and `pip install pytesseract`.
 
@@ -78,14 +78,14 @@ def model_hud(folder: str):
 
 
 def real_frames(shared: Path) -> list[tuple[str, object, dict]]:
-    import csv
-
+    """The shared real screenshots that show a HUD, with what a person read off each (the pipeline's hand labels)."""
     from PIL import Image
 
-    with open(Path(__file__).with_name("real_hud_numbers.csv"), newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return [(r["file"], Image.open(shared / r["file"]).convert("RGB"),
-             {f: int(r[f]) if r[f] else None for f in FIELDS}, None) for r in rows]
+    from chimera.labeling.hand import read_hand_labels
+
+    rows = read_hand_labels(Path(__file__).parents[1] / "data" / "hand_labels" / "real_screenshots.csv")
+    return [(file, Image.open(shared / file).convert("RGB"), {f: row[f] for f in FIELDS}, None)
+            for file, row in rows.items() if row["hud"]]
 
 
 def synthetic_frames(n: int, shared: Path) -> list[tuple[str, object, dict]]:

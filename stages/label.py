@@ -1,7 +1,8 @@
 """Stage label: every frame in the manifests -> one Analysis record per frame id + labels.parquet.
 
-Backend `auto`: frames with exact truth (synthetic, synthetic clip) get the truth labeler; the others go
-to Claude when ANTHROPIC_API_KEY is set. Frames no backend can label are listed in unlabeled.json.
+Backend `auto`: frames with exact truth (synthetic, synthetic clip) get the truth labeler; real frames paired with
+GSI get its state, the real screenshots a person read (label.hand_labels) get those numbers; the others go to
+Claude when ANTHROPIC_API_KEY is set. Frames no backend can label are listed in unlabeled.json.
 """
 
 from _common import log, params
@@ -15,6 +16,7 @@ from tqdm import tqdm
 from chimera.gsi import gsi_labels_for
 from chimera.io import CLAUDE_CACHE, set_max_image_pixels, write_json
 from chimera.labeling.claude import ClaudeConfig, ClaudeLabeler, MissingKeyError, api_key
+from chimera.labeling.hand import hand_label, read_hand_labels
 from chimera.labeling.truth import truth_label
 from chimera.records import write_records
 from chimera.screens.frames import load_manifests
@@ -37,7 +39,25 @@ gsi = gsi_labels_for(rest.id, p["gsi_labels"]) if p["backend"] == "auto" else {}
 source_of = dict(zip(rest.id, rest.source))
 records += [{**record, "source": source_of[i]} for i, record in gsi.items()]
 rest = rest[~rest.id.isin(gsi)]
-metrics = {"backend": p["backend"], "truth_labels": len(records) - len(gsi), "gsi_labels": len(gsi)}
+# real screenshots a person read (data/hand_labels): the HUD numbers they could read, nothing more; a frame with
+# nothing readable is no label
+hand, unreadable = {}, []
+if p["hand_labels"] and p["backend"] == "auto":
+    read_by_file = read_hand_labels(p["hand_labels"])
+    for row in rest.itertuples():
+        read = read_by_file.get(json.loads(row.meta or "{}").get("file"))
+        if read is None:
+            continue
+        record = {**hand_label(row.id, read), "source": row.source}
+        if record["known_fields"]:
+            hand[row.id] = record
+        else:
+            unreadable.append({"id": row.id, "path": row.path, "reason": "a person could read no number on it"})
+records += hand.values()
+unlabeled += unreadable
+rest = rest[~rest.id.isin(hand) & ~rest.id.isin([u["id"] for u in unreadable])]
+metrics = {"backend": p["backend"], "truth_labels": len(records) - len(gsi) - len(hand), "gsi_labels": len(gsi),
+           "hand_labels": len(hand)}
 if len(rest) and p["backend"] in ("auto", "claude"):
     try:
         api_key()

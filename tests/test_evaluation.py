@@ -599,6 +599,16 @@ def test_the_verdict_says_which_models_beat_ocr_on_its_fields_and_the_hybrid():
     del frames["ocr"], frames["hybrid"], summaries["ocr"], summaries["hybrid"]
     line = verdict_line(build_report(summaries, frames, [], baselines=("constant",)))
     assert "OCR" not in line and "hybrid" not in line  # a run without those baselines says nothing of them
+    assert "real screenshots" not in line  # nor of a slice the split does not hold
+
+    # ten real frames: the model reads them worse than the constant there, while beating it overall
+    for t in frames.values():
+        t["source"] = ["real"] * 10 + ["synthetic"] * (n - 10)
+    frames["guesses"]["value_accuracy"] = [0.1] * 10 + [0.9] * (n - 10)
+    report = build_report(summaries, frames, [], baselines=("constant",))
+    assert report["models_beating_constant"] == ["guesses"] and report["models_beating_constant_on_real"] == []
+    assert report["rows"]["guesses"]["real_margin_over_constant"]["delta"] == pytest.approx(-0.3)
+    assert "**On the real screenshots (n=10) no model beats the constant predictor.**" in verdict_line(report)
 
 
 def test_the_verdict_puts_a_grids_lone_winner_beside_what_chance_gives():

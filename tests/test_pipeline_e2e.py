@@ -112,7 +112,18 @@ def test_dvc_repro_runs_every_stage_offline_and_a_second_repro_is_a_noop(tmp_pat
     e = {"grpo/perception-6-0", "grpo/pretrain_strategy-6-0"}
     models = {"A_zeroshot"} | grid | e
     assert set(report["rows"]) == models | {"constant", "ocr", "hybrid"}
-    assert report["research"]["C_vs_control"]["n"] == 8 and "margin" in report["research"]["D_vs_B"]
+    # the eval split: its 8 rendered frames, then every real screenshot a person read (outside the split sizes);
+    # a frame is scored where its label has a value: the hidden-HUD frames are in null handling alone
+    import pandas as pd
+
+    splits = pd.read_parquet(repo / "data" / "labeled" / "splits.parquet")
+    real = splits[splits.source == "real"]
+    assert len(real) == 13 and set(real.split) == {"eval"} and (splits.split == "eval").sum() == 8 + len(real)
+    labels = {i: json.loads((repo / "data" / "labeled" / "labels" / f"{i}.json").read_text()) for i in real.id}
+    read = [i for i, r in labels.items() if any(r["analysis"]["game_state"][f] is not None for f in r["known_fields"])]
+    assert all(r["labeler"] == "person" for r in labels.values()) and len(read) == 10
+    assert report["research"]["C_vs_control"]["n"] == 8 + len(read) and "margin" in report["research"]["D_vs_B"]
+    assert report["grid"]["slices"]["B"]["real"]["n"] == len(read)  # the frames with a value to score
     check_report_against_frames(repo, report)
     review = (repo / "reports" / "review.html").read_text()
     assert set(report["grpo"]) == e and report["grpo"]["grpo/perception-6-0"]["label"] == "E after B"
@@ -120,7 +131,7 @@ def test_dvc_repro_runs_every_stage_offline_and_a_second_repro_is_a_noop(tmp_pat
     assert "Content-Security-Policy" in review and all(f'"{m}"' in review for m in shown)
     export = json.loads((repo / "metrics" / "export.json").read_text())
     assert export["model"] in models and (repo / "models" / "export" / "README.md").exists()
-    assert all(m["n_frames"] == 8 for m in report["rows"].values())
+    assert all(m["n_frames"] == 8 + len(real) for m in report["rows"].values())
     assert all("margin_over_constant" in report["rows"][m] for m in models)
     assert set(report["models_beating_constant"]) | set(report["models_not_beating_constant"]) == models
     assert (repo / "metrics" / "report.md").read_text().split("\n")[0].startswith(("**", "Every model"))

@@ -9,6 +9,10 @@ says null where the label has a value). Numeric fields are reported exact and wi
 A frame with no prediction (a crash, an unreadable image, a server error) is scored as all-null: a miss on
 every labelled field. A prediction that is JSON but not a valid Analysis is scored per field: each
 game_state field that validates on its own counts. Prose scores every field as null.
+
+A label may vouch for some fields only (`known_fields`: what GSI gives, or what a person could read): the others
+are in no count, neither value accuracy nor null handling. A label whose analysis is not assessed
+(`analysis_assessed: false`) scores no analysis and no grounding; self-consistency needs no label.
 """
 
 from __future__ import annotations
@@ -241,6 +245,7 @@ class FrameScore:
     list_f1: dict = field(default_factory=dict)
     pairs: dict = field(default_factory=dict)          # field -> (truth, pred)
     analysis_hits: dict = field(default_factory=dict)
+    analysis_assessed: bool = True                     # false: the label judges no analysis (a person's numbers)
     consistency: dict = field(default_factory=dict)
     grounded: tuple = (0, 0)
     winprob_agrees: bool | None = None
@@ -259,7 +264,11 @@ def score_frame(image_id: str, pred_record: dict | None, label_record: dict, tol
     else:  # JSON that is not a valid Analysis still earns credit for each field that is valid and right
         pgs = parse_model_output((pred_record or {}).get("raw_text") or "").game_state_fields()
     tgs = truth["game_state"]
+    known = label_record.get("known_fields")  # None: the label vouches for every field (truth, Claude)
     for name in GAME_STATE_FIELDS:
+        if known is not None and name not in known:  # its null means "not read", not "not shown": not scored
+            score.outcomes[name] = UNASSESSED
+            continue
         p, t = normalise(name, pgs.get(name)), normalise(name, tgs.get(name))
         if name in LIST_FIELDS:
             score.list_f1[name] = list_prf(p, t)
@@ -270,18 +279,27 @@ def score_frame(image_id: str, pred_record: dict | None, label_record: dict, tol
         if name in NUMERIC_FIELDS and p is not None and t is not None:
             score.abs_error[name] = abs(p - t)
             score.within_tol[name] = abs(p - t) <= tolerances.get(name, 0)
-    if pred is not None:
+    score.analysis_assessed = label_record.get("analysis_assessed", True)
+    if pred is not None and score.analysis_assessed:  # a label that reads numbers alone judges no analysis
         for name in ("economy_assessment", "round_importance"):
             score.analysis_hits[name] = float(pred["analysis"][name] == truth["analysis"][name])
         for name in ("immediate_threats", "opportunities"):
             score.analysis_hits[name] = list_overlap(pred["analysis"][name], truth["analysis"][name])
-        score.consistency = consistency(pred)
         score.grounded = grounding(pred, tgs)
         score.winprob_agrees = winprob_agreement(pred, p_win)
+    if pred is not None:  # the answer against itself: no label needed
+        score.consistency = consistency(pred)
     return score
 
 
 LABELLED = ("hit", "missed_null", "wrong")  # outcomes of a field whose label has a value
+NULL_LABELLED = ("both_null", "false_value")  # outcomes of a field whose label is null: the frame does not show it
+UNASSESSED = "unassessed"  # a field the label does not vouch for (`known_fields`): in no count
+
+
+def scored_pairs(scores: list[FrameScore], name: str) -> list[tuple]:
+    """(label, prediction) of a field over the frames whose label vouches for it."""
+    return [s.pairs[name] for s in scores if name in s.pairs]
 
 
 def field_hit(score: FrameScore, name: str, tolerant: bool = False) -> bool:
@@ -311,7 +329,8 @@ def frame_rows(scores: list[FrameScore]) -> list[dict]:
                      **{f"field:{n}": float(field_hit(s, n)) if s.outcomes[n] in LABELLED else np.nan
                         for n in GAME_STATE_FIELDS},
                      "analysis_accuracy": float(np.mean([s.analysis_hits.get(n, 0.0)
-                                                         for n in ("economy_assessment", "round_importance")])),
+                                                         for n in ("economy_assessment", "round_importance")]))
+                     if s.analysis_assessed else np.nan,
                      "consistency": float(np.mean(checks)) if checks else np.nan,
                      "grounding": s.grounded[0] / s.grounded[1] if s.grounded[1] else np.nan})
     return rows
@@ -374,7 +393,7 @@ def summarise(scores: list[FrameScore], seed: int = 0) -> dict:
     fields = {}
     for name in GAME_STATE_FIELDS:
         labelled = [s for s in scores if s.outcomes[name] in LABELLED]
-        null_label = [s for s in scores if s.outcomes[name] not in LABELLED]
+        null_label = [s for s in scores if s.outcomes[name] in NULL_LABELLED]
         row = {"value_accuracy": _with_ci([field_hit(s, name) for s in labelled] or [np.nan], seed),
                "labelled": len(labelled),
                "null_when_null": _rate(sum(s.outcomes[name] == "both_null" for s in null_label), len(null_label)),
@@ -386,23 +405,23 @@ def summarise(scores: list[FrameScore], seed: int = 0) -> dict:
             row["mae"] = float(np.mean(errs)) if errs else None
             row["within_tolerance"] = _with_ci([field_hit(s, name, True) for s in labelled] or [np.nan], seed)
         if name in LIST_FIELDS:
-            prf = np.array([s.list_f1[name] for s in scores]) if scores else np.zeros((0, 3))
+            prf = np.array([s.list_f1[name] for s in scores if name in s.list_f1]).reshape(-1, 3)
             row.update(precision=float(prf[:, 0].mean()) if len(prf) else None,
                        recall=float(prf[:, 1].mean()) if len(prf) else None,
                        f1=_with_ci(prf[:, 2] if len(prf) else [], seed))
         else:
-            row["errors"] = verdict([s.pairs[name] for s in scores], name in NUMERIC_FIELDS)
+            row["errors"] = verdict(scored_pairs(scores, name), name in NUMERIC_FIELDS)
         fields[name] = row
     out["fields"] = fields
     out["value_accuracy"] = _with_ci([frame_value_accuracy(s) for s in scores] or [np.nan], seed)
     out["value_accuracy_tolerant"] = _with_ci([frame_value_accuracy(s, True) for s in scores] or [np.nan], seed)
     both = sum(s.outcomes[n] == "both_null" for s in scores for n in GAME_STATE_FIELDS)
-    null_labels = sum(s.outcomes[n] in ("both_null", "false_value") for s in scores for n in GAME_STATE_FIELDS)
+    null_labels = sum(s.outcomes[n] in NULL_LABELLED for s in scores for n in GAME_STATE_FIELDS)
     missed = sum(s.outcomes[n] == "missed_null" for s in scores for n in GAME_STATE_FIELDS)
     labelled = sum(s.outcomes[n] in LABELLED for s in scores for n in GAME_STATE_FIELDS)
     out["null_handling"] = {"null_when_null": _rate(both, null_labels), "null_when_value": _rate(missed, labelled),
                             "null_labels": null_labels, "labelled_values": labelled}
-    out["analysis"] = {name: _with_ci([s.analysis_hits.get(name, 0.0) for s in scores], seed)
+    out["analysis"] = {name: _with_ci([s.analysis_hits.get(name, 0.0) for s in scores if s.analysis_assessed], seed)
                        for name in ("economy_assessment", "round_importance", "immediate_threats", "opportunities")}
     out["consistency"] = {}
     for rule in CONSISTENCY_RULES:

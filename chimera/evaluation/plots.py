@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from chimera.evaluation.metrics import FrameScore, confusion  # noqa: E402
+from chimera.evaluation.metrics import FrameScore, confusion, scored_pairs  # noqa: E402
 from chimera.io import save_figure, write_csv  # noqa: E402
 from chimera.schema import GAME_STATE_FIELDS  # noqa: E402
 
@@ -27,9 +27,9 @@ def write_plots(summary: dict, scores: list[FrameScore], folder: str | Path, tit
     written.append(write_csv(folder / "field_accuracy.csv", acc))
     for name in CONFUSION_FIELDS:
         written.append(write_csv(folder / f"confusion_{name}.csv",
-                                 pd.DataFrame(confusion([s.pairs[name] for s in scores]), columns=["actual", "predicted", "count"])))
+                                 pd.DataFrame(confusion(scored_pairs(scores, name)), columns=["actual", "predicted", "count"])))
     for name in HISTOGRAM_FIELDS:
-        errs = [{"error": p - t} for s in scores for t, p in [s.pairs[name]] if t is not None and p is not None]
+        errs = [{"error": p - t} for t, p in scored_pairs(scores, name) if t is not None and p is not None]
         written.append(write_csv(folder / f"errors_{name}.csv", pd.DataFrame(errs, columns=["error"])))
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -46,7 +46,7 @@ def write_plots(summary: dict, scores: list[FrameScore], folder: str | Path, tit
 
     fig, axes = plt.subplots(1, len(CONFUSION_FIELDS), figsize=(5 * len(CONFUSION_FIELDS), 4.5))
     for ax, name in zip(axes, CONFUSION_FIELDS):
-        table = pd.DataFrame(confusion([s.pairs[name] for s in scores]))
+        table = pd.DataFrame(confusion(scored_pairs(scores, name)))
         if table.empty:
             ax.set_axis_off()
             continue

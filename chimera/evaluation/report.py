@@ -29,6 +29,7 @@ FRAME_METRICS = {
 HEADLINE = "value_accuracy"
 CONSTANT = "constant"
 OCR, HYBRID = "ocr", "hybrid"
+REAL = "real"  # the frame source of the shared real screenshots (scored on what a person read off them)
 OCR_FIELDS = ("player_money", "player_armor", "player_health")
 
 
@@ -74,6 +75,10 @@ def build_report(summaries: dict[str, dict], frames: dict[str, pd.DataFrame], co
             rows[name]["margin_over_constant"] = paired_delta(table[HEADLINE], frames[CONSTANT][HEADLINE], seed)
             rows[name]["analysis_margin_over_constant"] = paired_delta(table["analysis_accuracy"],
                                                                        frames[CONSTANT]["analysis_accuracy"], seed)
+            if "source" in table and (table.source == REAL).any():  # the real screenshots, on their own
+                real = table.source == REAL
+                rows[name]["real_margin_over_constant"] = paired_delta(
+                    table[HEADLINE][real], frames[CONSTANT][HEADLINE][frames[CONSTANT].source == REAL], seed)
         if OCR in frames and name != OCR:
             rows[name]["ocr_fields_margin_over_ocr"] = paired_delta(ocr_fields_accuracy(table),
                                                                     ocr_fields_accuracy(frames[OCR]), seed)
@@ -99,7 +104,8 @@ def build_report(summaries: dict[str, dict], frames: dict[str, pd.DataFrame], co
             "models_not_beating_constant": below, "models_beating_constant": [n for n in models if n not in below],
             "models_beating_constant_on_analysis": beating("analysis_margin_over_constant"),
             "models_beating_ocr_on_its_fields": beating("ocr_fields_margin_over_ocr"),
-            "models_beating_hybrid": beating("margin_over_hybrid")}
+            "models_beating_hybrid": beating("margin_over_hybrid"),
+            "models_beating_constant_on_real": beating("real_margin_over_constant")}
 
 
 def _mean_ci(values: pd.Series, seed: int) -> dict:
@@ -404,8 +410,9 @@ def grid_lines(report: dict) -> list[str]:
     if sl:
         sources = sorted({src for v in sl.values() for src in v})
         first = next(iter(sl.values()))
-        lines += ["", "Slices by frame source (value accuracy over seeds and frames; a source with no labelled frames "
-                  "in the eval split has no column: real screenshots need Claude or GSI labels):", "",
+        lines += ["", "Slices by frame source (value accuracy over seeds and frames, n: the frames with a labelled "
+                  "value; real: the shared screenshots, scored on the money, health and armor a person read off them; "
+                  "a source with no labelled frames in the eval split has no column):", "",
                   "| model | " + " | ".join(f"{src} (n={first[src]['n']})" if src in first else src for src in sources)
                   + " |", "|" + "---|" * (len(sources) + 1)]
         for name, v in sl.items():
@@ -445,6 +452,12 @@ def verdict_line(report: dict) -> str:
                  f" On economy + importance, the models that beat the constant ({len(analysis)} of {models}"
                  f"{by_chance(models)}): {', '.join(analysis)}.")
     rows = report.get("rows") or {}
+    real = report.get("models_beating_constant_on_real")
+    if real is not None:
+        n = next((r["real_margin_over_constant"]["n"] for r in rows.values() if "real_margin_over_constant" in r), 0)
+        line += (f" **On the real screenshots (n={n}) no model beats the constant predictor.**" if not real else
+                 f" On the real screenshots (n={n}), the models that beat the constant ({len(real)} of {models}): "
+                 f"{', '.join(real)}.")
     ocr = report.get("models_beating_ocr_on_its_fields")
     if ocr is not None:
         what = f"On the fields OCR reads ({', '.join(OCR_FIELDS)}; OCR {_pct(rows[OCR]['ocr_fields_accuracy'])})"

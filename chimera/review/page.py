@@ -29,14 +29,17 @@ from chimera.evaluation.metrics import GAME_STATE_FIELDS, LIST_FIELDS, NUMERIC_F
 TEXT_FIELDS = [("analysis", "situation_summary"), ("analysis", "economy_assessment"), ("analysis", "round_importance"),
                ("analysis", "immediate_threats"), ("analysis", "opportunities"), ("advice", "primary_action"),
                ("advice", "reasoning"), ("advice", "fallback"), ("advice", "callout")]
-AGREE, TOLERANT, DISAGREE = "agree", "tolerant", "disagree"
+AGREE, TOLERANT, DISAGREE, UNASSESSED = "agree", "tolerant", "disagree", "unassessed"
 
 
 def field_verdicts(score) -> dict[str, str]:
-    """Per game_state field: agree (exact, or both null), tolerant (numeric, within tolerance), disagree."""
+    """Per game_state field: agree (exact, or both null), tolerant (numeric, within tolerance), disagree, or
+    unassessed (the label does not vouch for the field: a number a person could not read)."""
     out = {}
     for name in GAME_STATE_FIELDS:
-        if name in LIST_FIELDS:
+        if score.outcomes[name] == UNASSESSED:  # the label does not vouch for it (known_fields)
+            out[name] = UNASSESSED
+        elif name in LIST_FIELDS:
             out[name] = AGREE if score.list_f1[name][2] == 1.0 else DISAGREE
         elif score.outcomes[name] in ("hit", "both_null"):
             out[name] = AGREE
@@ -179,7 +182,8 @@ BODY = """<header>
 </main>
 <p id="empty" hidden>No frame matches the filters.</p>
 <footer>Keys: Left/Right previous/next, F flag or unflag (the note box takes an optional note).
-Green: agrees; amber: a number within tolerance; red: disagrees.</footer>"""
+Green: agrees; amber: a number within tolerance; red: disagrees; grey: not in the label (a person could
+not read it).</footer>"""
 
 STYLE = """body{font:14px system-ui,sans-serif;margin:0;color:#222}
 header{position:sticky;top:0;background:#f4f4f6;border-bottom:1px solid #ccc;padding:6px 10px;z-index:1}
@@ -191,7 +195,7 @@ main{display:flex;gap:12px;padding:10px;align-items:flex-start}
 table{border-collapse:collapse;margin-bottom:12px;width:100%}
 th,td{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top;white-space:pre-wrap;
 unicode-bidi:isolate}
-td.agree{background:#e3f5e1}td.tolerant{background:#fff1c9}td.disagree{background:#fbdada}
+td.agree{background:#e3f5e1}td.tolerant{background:#fff1c9}td.disagree{background:#fbdada}td.unassessed{color:#999}
 td.null{color:#888;font-style:italic}
 .flagged header,.flagged #counter{color:#b00}#counter{min-width:12em;font-weight:600}
 footer{padding:6px 10px;color:#555;font-size:12px}"""
