@@ -18,7 +18,7 @@ labeled = frames[frames.id.isin(labels[labels.valid].id)].copy()
 # the real screenshots a person read are always eval, outside the shuffle and the split sizes: too few to train on,
 # and the one check of reading a real HUD. Kept apart, they leave every other frame's split as it was
 by_person = labeled.id.isin(labels[labels.model == LABELER].id)
-read_by_person, labeled = labeled[by_person].assign(split="eval"), labeled[~by_person]
+read_by_person, labeled = labeled[by_person].assign(split="eval"), labeled[~by_person].copy()
 # a video's frames are near each other in time: one group per video, one per still frame
 labeled["group"] = labeled.apply(lambda r: r.origin if r.source == "video" else r.id, axis=1)
 groups = labeled.group.drop_duplicates().sample(frac=1.0, random_state=seed).tolist()
@@ -33,7 +33,7 @@ for group in groups:
     else:
         assign[group] = "unused"
 labeled["split"] = labeled.group.map(assign)
-labeled = pd.concat([labeled, read_by_person.drop(columns="group", errors="ignore")], ignore_index=True)
+labeled = pd.concat([labeled, read_by_person], ignore_index=True)
 # a label a reviewer flagged (chimera review --apply-flags) is never used silently while its flag is open
 review = params("review")
 flagged = labeled.id.isin(open_flag_ids(review["flags"]))

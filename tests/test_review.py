@@ -69,6 +69,13 @@ def test_judgements_come_from_the_evaluations_scoring(tmp_path):
     assert items["frame0"]["disagree"] == [] or "player_money" not in items["frame0"]["disagree"]
     embedded = review_items(frames[:1], labels, preds, DEFAULT_TOLERANCES, tmp_path, embed=True, image_width=160)
     assert embedded[0]["img"].startswith("data:image/jpeg;base64,")
+    assert f0["label"]["unread"] == []  # a truth label vouches for every field
+    # a person read money alone: the other fields are "not read" in the label column and grey in the models'
+    labels["frame0"]["known_fields"] = ["player_money"]
+    item = review_items(frames[:1], labels, preds, DEFAULT_TOLERANCES, tmp_path)[0]
+    assert "player_money" not in item["label"]["unread"] and "player_health" in item["label"]["unread"]
+    verdicts = item["models"]["close"]["verdicts"]
+    assert verdicts["player_health"] == "unassessed" and verdicts["player_money"] != "unassessed"
 
 
 def test_flags_export_becomes_open_flags_and_a_relabel_list(tmp_path):

@@ -82,8 +82,10 @@ def review_items(frames: list[dict], labels: dict[str, dict], predictions: dict[
                 "labeler": (label or {}).get("labeler") or "", "label": None, "models": {}, "worst": None,
                 "disagree": []}
         if truth:
+            known = label.get("known_fields")  # a label that vouches for some fields: the rest nobody read
             item["label"] = {"fields": {n: truth["game_state"].get(n) for n in GAME_STATE_FIELDS},
-                             "texts": _texts(truth)}
+                             "texts": _texts(truth),
+                             "unread": [n for n in GAME_STATE_FIELDS if known is not None and n not in known]}
         accuracies, disagree = [], set()
         for model, records in predictions.items():
             record = records.get(frame["id"])
@@ -294,7 +296,9 @@ SCRIPT = r"""(function () {
       tr.dataset.field = f;
       tr.appendChild(cell("th", f));
       var lv = item.label ? item.label.fields[f] : null;
-      tr.appendChild(cell("td", lv, lv === null || lv === undefined ? "null" : ""));
+      var unread = item.label && (item.label.unread || []).indexOf(f) >= 0;
+      tr.appendChild(unread ? cell("td", "not read", "unassessed")
+                            : cell("td", lv, lv === null || lv === undefined ? "null" : ""));
       models.forEach(function (m) {
         var e = item.models[m];
         if (!e || e.missing) { tr.appendChild(cell("td", "-", "null")); return; }
