@@ -105,3 +105,21 @@ def test_a_frame_is_scored_on_the_fields_its_label_vouches_for_and_nothing_else(
     whole = summarise([score_frame("f", prediction, vouching, {})])
     assert whole["null_handling"]["null_labels"] == len(GAME_STATE_FIELDS) - 1
     assert whole["analysis"]["economy_assessment"]["value"] == 0.0
+
+
+def test_grounding_checks_only_the_facts_a_label_vouches_for():
+    """A GSI label knows the weapons and not the alive counts: an answer's "5v3" is not checked against its null
+    alive counts (which would make every XvX claim false), its AK-47 is."""
+    from chimera.evaluation.metrics import grounding, score_frame
+    from chimera.schema import Analysis, GameState, to_json
+
+    answer = example_analysis().model_dump(mode="json")
+    answer["analysis"]["situation_summary"] = "5v3 with an AK-47"
+    answer["advice"]["reasoning"] = answer["advice"]["callout"] = ""
+    state = GameState(weapon_primary="AK-47", player_money=2000).model_dump(mode="json")
+    assert grounding(answer, state) == (1, 2)  # a labeler vouching for every field: the XvX is false
+    known = ["weapon_primary", "weapon_secondary", "player_money"]
+    assert grounding(answer, state, known) == (1, 1)
+    gsi = {"analysis": {**answer, "game_state": state}, "known_fields": known}
+    assert score_frame("f", {"analysis": answer, "raw_text": to_json(Analysis.model_validate(answer))}, gsi,
+                       {}).grounded == (1, 1)

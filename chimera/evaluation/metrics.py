@@ -215,9 +215,19 @@ def stated_claims(answer: dict) -> str:
                      *(str(adv.get(k) or "") for k in CLAIM_FIELDS)])
 
 
-def grounding(pred: dict, truth_state: dict) -> tuple[int, int]:
-    """(facts that hold, facts stated) in the prediction's claims (`stated_claims`), checked on the true state."""
-    facts = extract_facts(stated_claims(pred))
+FACT_FIELDS = {"numbers": ("alive_teammates", "alive_enemies"), "weapon": ("weapon_primary", "weapon_secondary")}
+
+
+def fact_fields(fact: tuple[str, object]) -> tuple[str, ...]:
+    """The game_state fields a fact is checked on (a money fact: player_money; an XvX: both alive counts)."""
+    return FACT_FIELDS.get(fact[0], (fact[0],))
+
+
+def grounding(pred: dict, truth_state: dict, known: list[str] | None = None) -> tuple[int, int]:
+    """(facts that hold, facts stated) in the prediction's claims (`stated_claims`), checked on the true state. A
+    fact about a field the label does not vouch for (`known`: a GSI label knows no alive counts) is not checked:
+    its null there means "not known", not "not so"."""
+    facts = [f for f in extract_facts(stated_claims(pred)) if known is None or set(fact_fields(f)) <= set(known)]
     return sum(fact_holds(f, truth_state) for f in facts), len(facts)
 
 
@@ -285,7 +295,7 @@ def score_frame(image_id: str, pred_record: dict | None, label_record: dict, tol
             score.analysis_hits[name] = float(pred["analysis"][name] == truth["analysis"][name])
         for name in ("immediate_threats", "opportunities"):
             score.analysis_hits[name] = list_overlap(pred["analysis"][name], truth["analysis"][name])
-        score.grounded = grounding(pred, tgs)
+        score.grounded = grounding(pred, tgs, known)
         score.winprob_agrees = winprob_agreement(pred, p_win)
     if pred is not None:  # the answer against itself: no label needed
         score.consistency = consistency(pred)
