@@ -433,6 +433,12 @@ def by_chance(models: int) -> str:
             f"{0.025 * models:.1f} would seem to beat it by chance")
 
 
+def beaten_by(names: list[str], models: int, none: str, some: str, chance: str = "") -> str:
+    """One sentence of the verdict about one baseline: `none` in bold when no model beats it, else `some` with how
+    many of how many models do (and, with `chance`, how many would by chance) and their names."""
+    return f" **{none}**" if not names else f" {some} ({len(names)} of {models}{chance}): {', '.join(names)}."
+
+
 def verdict_line(report: dict) -> str:
     """The first thing a reader sees: which models beat the constant predictor, which do not, on the game_state
     and on the analysis (economy + importance)."""
@@ -448,28 +454,23 @@ def verdict_line(report: dict) -> str:
         line = f"Every model beats the constant predictor on game_state value accuracy: {', '.join(above)}."
     analysis = report.get("models_beating_constant_on_analysis")
     if analysis is not None:
-        line += (" **On economy + importance no model beats the constant predictor.**" if not analysis else
-                 f" On economy + importance, the models that beat the constant ({len(analysis)} of {models}"
-                 f"{by_chance(models)}): {', '.join(analysis)}.")
+        line += beaten_by(analysis, models, "On economy + importance no model beats the constant predictor.",
+                          "On economy + importance, the models that beat the constant", by_chance(models))
     rows = report.get("rows") or {}
     real = report.get("models_beating_constant_on_real")
     if real is not None:
         n = next((r["real_margin_over_constant"]["n"] for r in rows.values() if "real_margin_over_constant" in r), 0)
-        line += (f" **On the real screenshots (n={n}) no model beats the constant predictor.**" if not real else
-                 f" On the real screenshots (n={n}), the models that beat the constant ({len(real)} of {models}): "
-                 f"{', '.join(real)}.")
+        line += beaten_by(real, models, f"On the real screenshots (n={n}) no model beats the constant predictor.",
+                          f"On the real screenshots (n={n}), the models that beat the constant")
     ocr = report.get("models_beating_ocr_on_its_fields")
     if ocr is not None:
         what = f"On the fields OCR reads ({', '.join(OCR_FIELDS)}; OCR {_pct(rows[OCR]['ocr_fields_accuracy'])})"
-        line += (f" **{what}, no model beats OCR.**" if not ocr else
-                 f" {what}, the models that beat OCR ({len(ocr)} of {models}): {', '.join(ocr)}.")
+        line += beaten_by(ocr, models, f"{what}, no model beats OCR.", f"{what}, the models that beat OCR")
     hybrid = report.get("models_beating_hybrid")
     if hybrid is not None:
         what = (f"the hybrid (OCR's confident numbers in {report.get('hybrid_with') or 'a model'}'s answer; "
-                f"{_pct(rows[HYBRID]['value_accuracy']['value'])})")
-        line += (f" **No model beats {what} on game_state value accuracy.**" if not hybrid else
-                 f" The models that beat {what} on game_state value accuracy ({len(hybrid)} of {models}): "
-                 f"{', '.join(hybrid)}.")
+                f"{_pct(rows[HYBRID]['value_accuracy']['value'])}) on game_state value accuracy")
+        line += beaten_by(hybrid, models, f"No model beats {what}.", f"The models that beat {what}")
     return line
 
 

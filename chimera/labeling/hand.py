@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from chimera.prompts import PROMPT_HASH
 from chimera.schema import GAME_STATE_FIELDS, GameState, numeric_range, unassessed
 
 LABELER = "person"
@@ -63,8 +64,6 @@ def _holdable(name: str, value: int | None) -> int | None:
 
 def hand_label(image_id: str, row: dict) -> dict:
     """A label record in the labelers' format from one row of read_hand_labels."""
-    from chimera.prompts import PROMPT_HASH
-
     numbers = {name: _holdable(name, row[name]) for name in FIELDS}
     known = [n for n, v in numbers.items() if v is not None] if row["hud"] else list(GAME_STATE_FIELDS)
     state = GameState(**{n: v for n, v in numbers.items() if v is not None})

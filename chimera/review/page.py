@@ -24,12 +24,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from chimera.evaluation.metrics import GAME_STATE_FIELDS, LIST_FIELDS, NUMERIC_FIELDS, frame_value_accuracy, score_frame
+from chimera.evaluation.metrics import (GAME_STATE_FIELDS, LIST_FIELDS, NUMERIC_FIELDS, UNASSESSED,
+                                      frame_value_accuracy, score_frame)
 
 TEXT_FIELDS = [("analysis", "situation_summary"), ("analysis", "economy_assessment"), ("analysis", "round_importance"),
                ("analysis", "immediate_threats"), ("analysis", "opportunities"), ("advice", "primary_action"),
                ("advice", "reasoning"), ("advice", "fallback"), ("advice", "callout")]
-AGREE, TOLERANT, DISAGREE, UNASSESSED = "agree", "tolerant", "disagree", "unassessed"
+AGREE, TOLERANT, DISAGREE = "agree", "tolerant", "disagree"  # and UNASSESSED, the evaluation's own outcome
 
 
 def field_verdicts(score) -> dict[str, str]:

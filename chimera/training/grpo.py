@@ -287,8 +287,7 @@ def allowed_token_logps(head, hidden, tokens, allowed, temperature: float, tile_
     step = tile_tokens or max(1, LOGIT_TILE_ELEMENTS // a.shape[-1])
     parts = [torch.utils.checkpoint.checkpoint(tile, h[i:i + step], t[i:i + step], a[i:i + step], use_reentrant=False)
              for i in range(0, len(t), step)]
-    logps, entropy = (torch.cat(x).reshape(tokens.shape) for x in zip(*parts))
-    return logps, entropy
+    return tuple(torch.cat(x).reshape(tokens.shape) for x in zip(*parts))  # log-probabilities, entropies
 
 
 class AllowedTokenScorer:
