@@ -12,6 +12,7 @@ Tesseract is optional: `apt-get install tesseract-ocr` and `pip install pytesser
     python bench/bench_ocr.py --real
     python bench/bench_ocr.py --frames 60 --det-min-side 736 192   # RapidOCR's detector at two input sizes
     python bench/bench_ocr.py --real --model models/perception      # a model's answers beside them (any model folder)
+    python bench/bench_ocr.py --frames 60 --look cs2 --model models/perception   # the same states in the CS2 look
 
 With --model, a model reads the same frames as one more row, decoding as `chimera analyze` does (params.yaml's model
 and infer sections): on --real, the only reading of a model on real HUDs offline, since the eval split has no real
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chimera.evaluation.ocr import (DEFAULT_REGIONS, DEFAULT_VITALS_ORDER, REAL_CS2_REGIONS, OcrConfig, crop,  # noqa: E402
                                     read_hud, read_hud_extras)
-from chimera.screens.hud import render_frame, sample_state, sample_style  # noqa: E402
+from chimera.screens.hud import LOOKS, render_frame, sample_state, sample_style  # noqa: E402
 
 FIELDS = ("player_money", *DEFAULT_VITALS_ORDER)
 
@@ -88,13 +89,13 @@ def real_frames(shared: Path) -> list[tuple[str, object, dict]]:
             for file, row in rows.items() if row["hud"]]
 
 
-def synthetic_frames(n: int, shared: Path) -> list[tuple[str, object, dict]]:
+def synthetic_frames(n: int, shared: Path, look: str = "classic") -> list[tuple[str, object, dict]]:
     backgrounds = ["t2_chimera_gameplay_rifle.png", "neg_nohud_annotations_ancient2.jpg"]
     out = []
     for i in range(n):
         rng = random.Random(1000 + i)
         state, extras = sample_state(rng)
-        image, _ = render_frame(state, extras, sample_style(rng, backgrounds), shared)
+        image, _ = render_frame(state, extras, sample_style(rng, backgrounds), shared, look=look)
         out.append((f"synthetic-{i}", image, {f: getattr(state, f) for f in FIELDS}, extras_truth(state, extras)))
     return out
 
@@ -133,9 +134,11 @@ def main() -> None:
     parser.add_argument("--det-min-side", type=int, nargs="+", default=[OcrConfig.det_min_side],
                         help="RapidOCR's detector input: a crop's shorter side scaled to this (736: RapidOCR's own)")
     parser.add_argument("--model", help="a model folder whose answers are scored beside the OCR engines")
+    parser.add_argument("--look", choices=LOOKS, default="classic", help="the synthetic frames' money and vitals: "
+                        "the renderer's own (classic) or drawn as CS2 draws them (cs2); the same states either way")
     args = parser.parse_args()
     regions = REAL_CS2_REGIONS if args.real else DEFAULT_REGIONS
-    frames = real_frames(args.shared) if args.real else synthetic_frames(args.frames, args.shared)
+    frames = real_frames(args.shared) if args.real else synthetic_frames(args.frames, args.shared, args.look)
     engines = {}
     for side in args.det_min_side:
         config = OcrConfig(regions=dict(regions), det_min_side=side)

@@ -7,6 +7,7 @@ and the data order.
     python bench/perception_seeds.py 0 --set '{"view": "vitals_apart", "full_task_rare": {"fields": ["player_health"], "share": 0.5}}'
     python bench/perception_seeds.py 0 --label-crops --set '{"view": "vitals_apart"}'  # each image named in the prompt
     python bench/perception_seeds.py 0 --layers 4                                 # a deeper language model
+    python bench/perception_seeds.py 0 --keep out --set '{"cs2_look_share": 0.5}'    # a share in CS2's look; out/seed-0
     python bench/perception_seeds.py 0 1 --save out --set '{"view": "vitals_apart", "full_task_rare": {"fields":
         ["player_health"], "share": 0.5}, "max_steps": 5400, "eval_every": 900}'  # 3x the full task; out/seed-N.json
 
@@ -37,6 +38,8 @@ parser.add_argument("--width", type=int, default=None, help="the language model'
                     "freshly initialised like --layers")
 parser.add_argument("--save", type=Path, default=None, help="write each seed's summary (its whole curve, every "
                     "field at every point) to this folder as seed-N.json")
+parser.add_argument("--keep", type=Path, default=None, help="keep each seed's trained base in this folder as "
+                    "seed-N (a model folder: bench/bench_ocr.py --real --model reads it)")
 parser.add_argument("--priors", action="store_true", help="only render each seed's held-out frames and print how "
                     "often health, armor and money sit at their most common value (no training)")
 args = parser.parse_args()
@@ -83,6 +86,8 @@ with tempfile.TemporaryDirectory() as scratch:
         tiny_path = str(folder)
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as out:
+            if args.keep:
+                out = str(args.keep / f"seed-{seed}")
             cfg = stage_config(params["perception"], tiny_path, seed, params["synthetic"]["backgrounds"],
                                params["screens"]["shared_screenshots"], output_dir=out, **overrides)
             if args.priors:

@@ -98,6 +98,26 @@ def test_pool_holds_view_images_not_frames():
     assert state.player_side in ("CT", "T")
 
 
+def test_a_share_of_the_pool_is_drawn_in_the_cs2_look():
+    """perception.cs2_look_share: that share of the pool's frames is drawn in the renderer's CS2 look, the same states;
+    at 0 (the default) every frame is the classic render of its seed, so the committed base's pool is unchanged."""
+    import numpy as np
+
+    cfg = PerceptionConfig(base_model="-", output_dir="-", workers=1)
+    classic = render_pool(cfg, 0, 16)
+    mixed = render_pool(PerceptionConfig(base_model="-", output_dir="-", workers=1, cs2_look_share=0.5), 0, 16)
+    rng = pool_rng(cfg.seed, 0)
+    state, extras = sample_state(rng)
+    first = HUD_VIEW.images(render_frame(state, extras, sample_style(rng))[0])
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(classic[0][0], first))
+    assert [s for _, s in classic] == [s for _, s in mixed]
+    redrawn = [i for i, ((a, _), (b, _)) in enumerate(zip(classic, mixed))
+               if not np.array_equal(np.asarray(a[1]), np.asarray(b[1]))]  # the money crop
+    assert 3 <= len(redrawn) <= 13, redrawn
+    for i in range(16):  # only the money and vitals change: the top and inventory crops are the same pixels
+        assert np.array_equal(np.asarray(classic[i][0][3]), np.asarray(mixed[i][0][3]))
+
+
 def test_8b_path_skips_training_and_redirects_to_the_pretrained_model(tmp_path):
     assert redirect_to_pretrained("tiny", tmp_path / "base") is None and not (tmp_path / "base").exists()
     why = redirect_to_pretrained("Qwen/Qwen3-VL-8B-Instruct", tmp_path / "base")
@@ -381,8 +401,8 @@ def test_a_reading_phase_on_a_crop_the_view_lacks_is_refused_before_any_work(tmp
 
 
 def test_a_field_the_game_state_lacks_is_refused_before_any_work(tmp_path):
-    """A misspelt field in a reading task, in value_weights or in full_task_rare (or a misspelt key of it) would
-    silently drop out of the targets, weights or draws."""
+    """A share of the pool outside 0-1, or a misspelt field in a reading task, in value_weights or in full_task_rare
+    (or a misspelt key of it), would silently drop out of the targets, weights or draws."""
     from chimera.training.perception import stage_config
 
     for reading, weights in (([{"steps": 10, "tasks": {"money": ["player_cash"]}}], {}),
@@ -399,13 +419,17 @@ def test_a_field_the_game_state_lacks_is_refused_before_any_work(tmp_path):
                            full_task_rare={"fields": ["player_hp"], "share": 0.5})
     with pytest.raises(ValueError, match=r"no game_state field \['player_hp'\]"):
         train(cfg)
+    cfg = PerceptionConfig(base_model=str(tmp_path / "no-model"), output_dir=str(tmp_path / "base"), cs2_look_share=50)
+    with pytest.raises(ValueError, match=r"cs2_look_share is a share of the pool, from 0 to 1, not 50"):
+        train(cfg)
     assert not (tmp_path / "base").exists()
     p = {"out": "b", "n_frames": 1, "n_val": 1, "max_steps": 1, "batch_size": 1, "learning_rate": 1e-3,
          "warmup_steps": 1, "eval_every": 1, "short_prompt_steps": 0, "research_prompt_every": 1, "reading": [],
          "reading_replay": 0, "value_weights": {}, "value_weights_steps": 0, "full_task_rare": {},
-         "patch_embed_as_linear": False, "view": "hud_crops"}
+         "patch_embed_as_linear": False, "cs2_look_share": 0.0, "view": "hud_crops"}
     assert stage_config(p, "tiny", 3, [], "shots", max_steps=7).max_steps == 7
     assert stage_config({**p, "patch_embed_as_linear": True}, "tiny", 3, [], "shots").patch_embed_as_linear
     assert stage_config({**p, "value_weights_steps": 900}, "tiny", 3, [], "shots").value_weights_steps == 900
+    assert stage_config({**p, "cs2_look_share": 0.5}, "tiny", 3, [], "shots").cs2_look_share == 0.5
     with pytest.raises(TypeError):
         stage_config(p, "tiny", 3, [], "shots", max_step=7)  # misspelt: refused, not a silent new attribute

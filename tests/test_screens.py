@@ -97,6 +97,26 @@ def test_changing_a_value_changes_only_its_region():
     assert diff[:, 1].min() >= x0 - 60 and diff[:, 1].max() <= x1 and diff[:, 0].min() >= y0 - 10
 
 
+def test_the_cs2_look_redraws_only_the_money_and_vitals():
+    """Classic is the default (frames drawn before the look existed are unchanged); the CS2 look changes the pixels of
+    the money and vitals and of nothing else; its money is in the team's colour; an unknown look is an error."""
+    state, extras, style = _pair(4)
+    style = replace(style.clean(), width=1920, height=1080)
+    default, boxes = render_frame(state, extras, style)
+    classic, _ = render_frame(state, extras, style, look="classic")
+    cs2, cs2_boxes = render_frame(state, extras, style, look="cs2")
+    assert png_bytes(default) == png_bytes(classic)
+    changed = np.nonzero(np.abs(np.asarray(cs2, dtype=np.int16) - np.asarray(classic, dtype=np.int16)).sum(axis=2))
+    assert changed[0].size and changed[0].min() >= min(boxes["money"][1], cs2_boxes["armor"][1]) - 30  # the bottom band
+    assert changed[1].max() <= max(boxes["health"][2], cs2_boxes["health"][2]) + 5                # left of the centre
+    from chimera.screens.hud import CS2_MONEY
+
+    pixels = np.asarray(cs2.crop(cs2_boxes["money"]), dtype=np.int16).reshape(-1, 3)
+    assert (np.abs(pixels - np.array(CS2_MONEY[state.player_side])).sum(axis=1) <= 30).sum() > 100
+    with pytest.raises(ValueError, match="unknown HUD look 'cs3'"):
+        render_frame(state, extras, style, look="cs3")
+
+
 def test_every_output_size_and_low_health_is_red():
     state, extras, style = _pair(3)
     for w, h in [(1920, 1080), (1280, 720), (640, 360), (960, 540)]:
@@ -111,14 +131,15 @@ def test_every_output_size_and_low_health_is_red():
 @pytest.mark.parametrize("size", [(1920, 1080), (1280, 720), (640, 360)])
 def test_hud_scale_is_found_from_the_pixels(size):
     """The estimate comes from the image alone; the style that drew it is the truth it is checked against. Low
-    health (a red cross) and JPEG plus blur included: every sampled frame within 0.005."""
+    health (a red cross) and JPEG plus blur included, in both looks: every sampled frame within 0.005."""
     errors = []
     for seed in range(12):
         state, extras, style = _pair(f"hud-scale:{seed}")
         if seed % 3 == 0:
             state = state.model_copy(update={"player_health": 7})
         style = replace(style, width=size[0], height=size[1], hud_scale=0.85 + 0.3 * seed / 11)
-        scale, contrast = estimate_hud_scale(render_frame(state, extras, style)[0])
+        look = "cs2" if seed % 2 else "classic"
+        scale, contrast = estimate_hud_scale(render_frame(state, extras, style, look=look)[0])
         errors.append(abs(scale - style.hud_scale))
     assert max(errors) <= 0.005, errors
     # a scene with no HUD (smooth, as photographs are) finds nothing to match: it scores below any rendered frame

@@ -269,9 +269,22 @@ def vitals_icons(s: float) -> tuple[list[tuple[float, float]], list[list[float]]
     return shield, bars
 
 
-def render_frame(state: GameState, extras: Extras, style: Style,
-                 screenshots_dir: Path | None = None) -> tuple[Image.Image, dict[str, tuple[int, int, int, int]]]:
-    """Draw the frame. Returns the image (style.width x style.height) and the HUD element boxes, scaled to it."""
+LOOKS = ("classic", "cs2")
+CS2_MONEY = {"CT": (150, 190, 240), "T": (235, 190, 85)}  # CS2 draws the money and vitals in the team's colour
+CS2_CONDENSED = 0.8   # CS2's digits are narrower than DejaVu's: drawn, then squeezed to this share of their width
+
+
+def render_frame(state: GameState, extras: Extras, style: Style, screenshots_dir: Path | None = None,
+                 look: str = "classic") -> tuple[Image.Image, dict[str, tuple[int, int, int, int]]]:
+    """Draw the frame. Returns the image (style.width x style.height) and the HUD element boxes, scaled to it.
+
+    `look` draws the money and vitals as this renderer always has ("classic": white digits in a black outline, a
+    cross by the health) or closer to CS2's own HUD ("cs2": condensed digits in the team's colour with a thin
+    shadow, the armor small inside its shield, the health over a bar). The icons stay where `vitals_icons` puts
+    them in both, so `estimate_hud_scale` finds the scale of either. It is an argument, not a Style field, so
+    the frames and manifests drawn before it existed stay byte for byte what they were."""
+    if look not in LOOKS:
+        raise ValueError(f"unknown HUD look {look!r}: expected one of {', '.join(LOOKS)}")
     rng = random.Random(style.seed)
     img = _background(style, rng, screenshots_dir)
     d = ImageDraw.Draw(img, "RGBA")
@@ -367,17 +380,11 @@ def render_frame(state: GameState, extras: Extras, style: Style,
         text(None, (W - 20 * s, y), line, 18, anchor="ra")
 
     # bottom left: money; bottom centre-left: armor and health with icons
-    text("money", (30 * s, H - 70 * s), f"${state.player_money}" if state.player_money is not None else "", 40,
-         fill=(140, 230, 140) if state.round_phase in ("buy", "freezetime") else (255, 255, 255))
     shield, cross_bars = vitals_icons(s)
-    d.polygon(shield, outline=(230, 230, 230), width=3)
-    text("armor", (ARMOR_X * s + 45 * s, H - 75 * s), str(state.player_armor), 36)
-    low = (state.player_health or 0) <= 20
-    cross = (235, 60, 60) if low else (230, 230, 230)
-    for bar in cross_bars:
-        d.rectangle(bar, fill=cross)
-    text("health", (HEALTH_X * s + 45 * s, H - 75 * s), str(state.player_health), 36,
-         fill=(235, 60, 60) if low else (255, 255, 255))
+    if look == "cs2":
+        _cs2_money_and_vitals(img, d, state, s, style, boxes, shield, cross_bars)
+    else:
+        _classic_money_and_vitals(d, state, s, text, shield, cross_bars)
 
     # bottom right: ammo and weapon name above the inventory column
     if extras.active_slot != "knife":
@@ -409,6 +416,60 @@ def render_frame(state: GameState, extras: Extras, style: Style,
     fx, fy = style.width / W, style.height / H
     scaled = {k: (int(b[0] * fx), int(b[1] * fy), math.ceil(b[2] * fx), math.ceil(b[3] * fy)) for k, b in boxes.items()}
     return frame, scaled
+
+
+def _classic_money_and_vitals(d, state: GameState, s: float, text, shield, cross_bars) -> None:
+    text("money", (30 * s, H - 70 * s), f"${state.player_money}" if state.player_money is not None else "", 40,
+         fill=(140, 230, 140) if state.round_phase in ("buy", "freezetime") else (255, 255, 255))
+    d.polygon(shield, outline=(230, 230, 230), width=3)
+    text("armor", (ARMOR_X * s + 45 * s, H - 75 * s), str(state.player_armor), 36)
+    low = (state.player_health or 0) <= 20
+    cross = (235, 60, 60) if low else (230, 230, 230)
+    for bar in cross_bars:
+        d.rectangle(bar, fill=cross)
+    text("health", (HEALTH_X * s + 45 * s, H - 75 * s), str(state.player_health), 36,
+         fill=(235, 60, 60) if low else (255, 255, 255))
+
+
+def _condensed(img: Image.Image, xy: tuple[float, float], value: str, font: ImageFont.FreeTypeFont, fill,
+               anchor: str = "ls") -> tuple[int, int, int, int]:
+    """Draw `value` squeezed to CS2_CONDENSED of its width, with a one-pixel dark shadow instead of the classic
+    outline, anchored at `xy` ("ls": left, baseline; "ms": middle, baseline). Returns its box on the canvas."""
+    if not value:
+        return (int(xy[0]), int(xy[1]), int(xy[0]), int(xy[1]))
+    left, top, right, bottom = font.getbbox(value, anchor="ls")
+    pad = 2
+    layer = Image.new("RGBA", (right - left + 2 * pad + 1, bottom - top + 2 * pad + 1), (0, 0, 0, 0))
+    ld = ImageDraw.Draw(layer)
+    origin = (pad - left, pad - top)
+    ld.text((origin[0] + 1, origin[1] + 1), value, font=font, fill=(0, 0, 0, 170), anchor="ls")
+    ld.text(origin, value, font=font, fill=tuple(fill) + (255,), anchor="ls")
+    width = max(1, round(layer.width * CS2_CONDENSED))
+    layer = layer.resize((width, layer.height), Image.LANCZOS)
+    x = xy[0] - (width / 2 if anchor[0] == "m" else 0)
+    x0, y0 = int(round(x)), int(round(xy[1] - origin[1]))
+    img.paste(layer, (x0, y0), layer)
+    return (x0, y0, x0 + layer.width, y0 + layer.height)
+
+
+def _cs2_money_and_vitals(img, d, state: GameState, s: float, style: Style, boxes: dict, shield, cross_bars) -> None:
+    """The money and vitals as CS2 draws them (the shared real screenshots): see render_frame's `look`."""
+    color = CS2_MONEY[state.player_side or "CT"]
+    money = f"${state.player_money}" if state.player_money is not None else ""
+    boxes["money"] = _condensed(img, (30 * s, H - 34 * s), money, _font(style.font, int(42 * s)), color)
+    d.polygon(shield, outline=color, width=2)
+    # the armor's digits inside the shield, small (the shield is 30 x 40 at scale 1; "100" at 18 fills its width)
+    boxes["armor"] = _condensed(img, (ARMOR_X * s + 15 * s, H - 49 * s), str(state.player_armor),  # one font: a
+                                _font(FONTS[0], int(18 * s)), (225, 225, 225), anchor="ms")  # mono 0 this small is a 6
+    low = (state.player_health or 0) <= 20
+    tint = (235, 60, 60) if low else color
+    for bar in cross_bars:
+        d.rectangle(bar, fill=(225, 225, 225, 110))
+    box = _condensed(img, (HEALTH_X * s + 45 * s, H - 40 * s), str(state.player_health),
+                     _font(style.font, int(40 * s)), (240, 60, 60) if low else (235, 235, 235))
+    bar_y = box[3] + 2 * s
+    d.rectangle([box[0], bar_y, box[2], bar_y + 4 * s], fill=tint)
+    boxes["health"] = (box[0], box[1], box[2], int(bar_y + 4 * s))
 
 
 def enemy_silhouette(enemy_color: tuple[int, int, int]) -> tuple[int, int, int]:

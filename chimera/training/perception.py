@@ -106,6 +106,8 @@ class PerceptionConfig:
     # the frames comes from those off the mode of one of the fields (health below 100), so that the prior is no answer
     patch_embed_as_linear: bool = False  # the vision patch embedding run as a linear layer: 13% less time, other float
     # sums, so another draw of the base (ModelConfig.patch_embed_as_linear)
+    cs2_look_share: float = 0.0        # a share of the pool drawn in the renderer's CS2 look (hud.render_frame's
+    # `look`): CS2's colours and condensed digits, against the synthetic HUD's own (0: none, and no draw for it)
     max_new_tokens: int = 200
     seed: int = 0
     view: dict = field(default_factory=HUD_VIEW.to_json)
@@ -140,6 +142,7 @@ def stage_config(p: dict, tiny_path: str, seed: int, backgrounds: list[str], scr
         reading=p["reading"], reading_replay=p["reading_replay"], value_weights=p["value_weights"],
         value_weights_steps=p["value_weights_steps"],
         full_task_rare=p["full_task_rare"], patch_embed_as_linear=p["patch_embed_as_linear"],
+        cs2_look_share=p["cs2_look_share"],
         view=VIEWS[p["view"]].to_json(), backgrounds=backgrounds, screenshots_dir=screenshots_dir)
     return replace(cfg, **overrides)  # a misspelt override is a TypeError, not a silent new attribute
 
@@ -205,11 +208,14 @@ def pool_rng(seed: int, index: int) -> random.Random:
 def _render_one(args) -> tuple[list[Image.Image], dict]:
     from chimera.screens.hud import render_frame, sample_state, sample_style
 
-    seed, index, backgrounds, screenshots_dir, view_json = args
+    seed, index, backgrounds, screenshots_dir, view_json, cs2_look_share = args
     rng = pool_rng(seed, index)
     state, extras = sample_state(rng)
     style = sample_style(rng, backgrounds)
-    frame, _ = render_frame(state, extras, style, Path(screenshots_dir) if screenshots_dir else None)
+    # the look draws from its own stream, so a share of 0 leaves every frame of the pool what it was
+    look = "cs2" if cs2_look_share and random.Random(f"perception-look:{seed}:{index}").random() < cs2_look_share \
+        else "classic"
+    frame, _ = render_frame(state, extras, style, Path(screenshots_dir) if screenshots_dir else None, look=look)
     return View.from_json(view_json).images(frame), state.model_dump(mode="json")
 
 
@@ -232,7 +238,8 @@ def held_out_prior(rows: list[tuple[list[Image.Image], GameState]], fields: list
 
 
 def render_pool(cfg: PerceptionConfig, start: int, n: int, progress=None) -> list[tuple[list[Image.Image], GameState]]:
-    jobs = [(cfg.seed, i, cfg.backgrounds, cfg.screenshots_dir, cfg.view) for i in range(start, start + n)]
+    jobs = [(cfg.seed, i, cfg.backgrounds, cfg.screenshots_dir, cfg.view, cfg.cs2_look_share)
+            for i in range(start, start + n)]
     out = []
     if cfg.workers > 1 and n > 8:
         with ProcessPoolExecutor(cfg.workers) as pool:
@@ -377,6 +384,8 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
         raise ValueError(f"perception.reading: the view has no crop {missing} (its crops: {list(view.crops)}); "
                          "a view without crops takes no reading phases")
     named = [name for phase in cfg.reading for fields in phase["tasks"].values() for name in fields]
+    if not 0.0 <= cfg.cs2_look_share <= 1.0:
+        raise ValueError(f"perception.cs2_look_share is a share of the pool, from 0 to 1, not {cfg.cs2_look_share}")
     if set(cfg.full_task_rare) - {"fields", "share"}:  # a misspelt key would leave the full task as it was
         raise ValueError(f"perception.full_task_rare takes fields and share, not {sorted(cfg.full_task_rare)}")
     rare_fields = cfg.full_task_rare.get("fields", [])
