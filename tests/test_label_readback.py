@@ -47,20 +47,28 @@ def _says(image, box, expected: str) -> bool:
     return matches(_alnum(_text(image, box))) or matches(_alnum(_wide_text(image, box)))
 
 
-def _number(image, box) -> int | None:
-    digits = re.sub(r"\D", "", _text(image, box).replace("O", "0").replace("o", "0"))
-    if not digits:
-        digits = re.sub(r"\D", "", _wide_text(image, box).replace("O", "0"))
+def _digits(text: str) -> int | None:
+    digits = re.sub(r"\D", "", text)
     return int(digits) if digits else None
+
+
+def _plain_number(image, box) -> int | None:
+    return _digits(_text(image, box).replace("O", "0").replace("o", "0"))
+
+
+def _wide_number(image, box) -> int | None:
+    return _digits(_wide_text(image, box).replace("O", "0"))
+
+
+def _number(image, box) -> int | None:
+    plain = _plain_number(image, box)
+    return plain if plain is not None else _wide_number(image, box)
 
 
 def _reads(image, box, value: int) -> bool:
     """The number is read off the box as it is or enlarged (as `_says` reads text): the detector misreads a small
     number (the CS2 look's armor, inside its shield: "32" as "B2") that it reads three times larger."""
-    if _number(image, box) == value:
-        return True
-    digits = re.sub(r"\D", "", _wide_text(image, box).replace("O", "0"))
-    return bool(digits) and int(digits) == value
+    return _plain_number(image, box) == value or _wide_number(image, box) == value
 
 
 def _has_colour(image, box, colour, min_pixels: int = 20) -> bool:

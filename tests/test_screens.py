@@ -8,7 +8,8 @@ from PIL import Image, ImageFilter
 
 from chimera.schema import WEAPONS, GameState
 from chimera.screens.frames import save_frame, write_manifest
-from chimera.screens.hud import FONTS, estimate_hud_scale, png_bytes, render_frame, sample_state, sample_style
+from chimera.screens.hud import (CS2_MONEY, FONTS, estimate_hud_scale, png_bytes, render_frame, sample_state,
+                                 sample_style)
 from chimera.vlm.views import MIN_HUD_CONTRAST
 from chimera.screens.video import VideoError, dhash, download_video, extract_frames, hamming, iter_frames, render_clip, truth_at
 
@@ -109,8 +110,6 @@ def test_the_cs2_look_redraws_only_the_money_and_vitals():
     changed = np.nonzero(np.abs(np.asarray(cs2, dtype=np.int16) - np.asarray(classic, dtype=np.int16)).sum(axis=2))
     assert changed[0].size and changed[0].min() >= min(boxes["money"][1], cs2_boxes["armor"][1]) - 30  # the bottom band
     assert changed[1].max() <= max(boxes["health"][2], cs2_boxes["health"][2]) + 5                # left of the centre
-    from chimera.screens.hud import CS2_MONEY
-
     pixels = np.asarray(cs2.crop(cs2_boxes["money"]), dtype=np.int16).reshape(-1, 3)
     assert (np.abs(pixels - np.array(CS2_MONEY[state.player_side])).sum(axis=1) <= 30).sum() > 100
     with pytest.raises(ValueError, match="unknown HUD look 'cs3'"):

@@ -380,11 +380,13 @@ def render_frame(state: GameState, extras: Extras, style: Style, screenshots_dir
         text(None, (W - 20 * s, y), line, 18, anchor="ra")
 
     # bottom left: money; bottom centre-left: armor and health with icons
+    money = f"${state.player_money}" if state.player_money is not None else ""
+    low = (state.player_health or 0) <= 20
     shield, cross_bars = vitals_icons(s)
     if look == "cs2":
-        _cs2_money_and_vitals(img, d, state, s, style, boxes, shield, cross_bars)
+        _cs2_money_and_vitals(img, d, state, money, low, s, style, boxes, shield, cross_bars)
     else:
-        _classic_money_and_vitals(d, state, s, text, shield, cross_bars)
+        _classic_money_and_vitals(d, state, money, low, s, text, shield, cross_bars)
 
     # bottom right: ammo and weapon name above the inventory column
     if extras.active_slot != "knife":
@@ -418,12 +420,11 @@ def render_frame(state: GameState, extras: Extras, style: Style, screenshots_dir
     return frame, scaled
 
 
-def _classic_money_and_vitals(d, state: GameState, s: float, text, shield, cross_bars) -> None:
-    text("money", (30 * s, H - 70 * s), f"${state.player_money}" if state.player_money is not None else "", 40,
+def _classic_money_and_vitals(d, state: GameState, money: str, low: bool, s: float, text, shield, cross_bars) -> None:
+    text("money", (30 * s, H - 70 * s), money, 40,
          fill=(140, 230, 140) if state.round_phase in ("buy", "freezetime") else (255, 255, 255))
     d.polygon(shield, outline=(230, 230, 230), width=3)
     text("armor", (ARMOR_X * s + 45 * s, H - 75 * s), str(state.player_armor), 36)
-    low = (state.player_health or 0) <= 20
     cross = (235, 60, 60) if low else (230, 230, 230)
     for bar in cross_bars:
         d.rectangle(bar, fill=cross)
@@ -452,23 +453,21 @@ def _condensed(img: Image.Image, xy: tuple[float, float], value: str, font: Imag
     return (x0, y0, x0 + layer.width, y0 + layer.height)
 
 
-def _cs2_money_and_vitals(img, d, state: GameState, s: float, style: Style, boxes: dict, shield, cross_bars) -> None:
+def _cs2_money_and_vitals(img, d, state: GameState, money: str, low: bool, s: float, style: Style, boxes: dict,
+                          shield, cross_bars) -> None:
     """The money and vitals as CS2 draws them (the shared real screenshots): see render_frame's `look`."""
     color = CS2_MONEY[state.player_side or "CT"]
-    money = f"${state.player_money}" if state.player_money is not None else ""
     boxes["money"] = _condensed(img, (30 * s, H - 34 * s), money, _font(style.font, int(42 * s)), color)
     d.polygon(shield, outline=color, width=2)
     # the armor's digits inside the shield, small (the shield is 30 x 40 at scale 1; "100" at 18 fills its width)
     boxes["armor"] = _condensed(img, (ARMOR_X * s + 15 * s, H - 49 * s), str(state.player_armor),  # one font: a
                                 _font(FONTS[0], int(18 * s)), (225, 225, 225), anchor="ms")  # mono 0 this small is a 6
-    low = (state.player_health or 0) <= 20
-    tint = (235, 60, 60) if low else color
     for bar in cross_bars:
         d.rectangle(bar, fill=(225, 225, 225, 110))
     box = _condensed(img, (HEALTH_X * s + 45 * s, H - 40 * s), str(state.player_health),
                      _font(style.font, int(40 * s)), (240, 60, 60) if low else (235, 235, 235))
     bar_y = box[3] + 2 * s
-    d.rectangle([box[0], bar_y, box[2], bar_y + 4 * s], fill=tint)
+    d.rectangle([box[0], bar_y, box[2], bar_y + 4 * s], fill=(235, 60, 60) if low else color)
     boxes["health"] = (box[0], box[1], box[2], int(bar_y + 4 * s))
 
 

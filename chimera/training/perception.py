@@ -212,9 +212,8 @@ def _render_one(args) -> tuple[list[Image.Image], dict]:
     rng = pool_rng(seed, index)
     state, extras = sample_state(rng)
     style = sample_style(rng, backgrounds)
-    # the look draws from its own stream, so a share of 0 leaves every frame of the pool what it was
-    look = "cs2" if cs2_look_share and random.Random(f"perception-look:{seed}:{index}").random() < cs2_look_share \
-        else "classic"
+    look_rng = random.Random(f"perception-look:{seed}:{index}")  # its own stream: a share of 0 changes no frame
+    look = "cs2" if cs2_look_share and look_rng.random() < cs2_look_share else "classic"
     frame, _ = render_frame(state, extras, style, Path(screenshots_dir) if screenshots_dir else None, look=look)
     return View.from_json(view_json).images(frame), state.model_dump(mode="json")
 
