@@ -21,7 +21,8 @@ from tqdm import tqdm
 
 from chimera.io import PREDICTIONS_CACHE, read_parquet, set_max_image_pixels, write_json
 from chimera.vlm.backends import LocalBackend
-from chimera.vlm.inference import model_fingerprint, predict_in_workers, run_inference
+from chimera.vlm.inference import (frames_left, model_fingerprint, predict_in_workers, run_inference,
+                                   workers_worth_starting)
 from chimera.vlm.models import ModelConfig, load_model
 
 set_max_image_pixels(params("screens")["max_image_pixels"])  # docs/errors.md: bombs refused
@@ -39,7 +40,8 @@ runs = [(p["constrained"], f"data/predictions/{name}", f"data/predictions/{name}
 if p["unconstrained_too"] and p["constrained"]:
     runs.append((False, f"data/predictions/{name}/unconstrained", None, frames.head(p["unconstrained_frames"])))
 model_id = model_fingerprint(path)
-# infer.workers > 1: that many one-thread processes fill the resume cache first (faster on a CPU; 1 on a GPU)
+# infer.workers > 1: that many one-thread processes fill the resume cache first (faster on a CPU; 1 on a GPU), when
+# enough frames are left to pay for their starts
 settings = {"attn_implementation": config.attn_implementation, "workers": p["workers"]}
 
 
@@ -47,17 +49,21 @@ def backend_kwargs(constrained: bool) -> dict:
     return {"batch_size": p["batch_size"], "max_new_tokens": p["max_new_tokens"], "constrained": constrained}
 
 
-if p["workers"] > 1:  # the workers decode every run (one start each), then each run below finds its frames cached
-    work = [(backend_kwargs(constrained), list(zip(todo.id, todo.path))) for constrained, _, _, todo in runs]
-    with tqdm(total=sum(len(frames) for _, frames in work), desc=f"infer {name} ({p['workers']} workers)",
-              unit="frame") as bar:
-        predict_in_workers(asdict(config), name, work, p["workers"], model_id, settings, PREDICTIONS_CACHE,
+runs = [(constrained, LocalBackend(model, processor, name, **backend_kwargs(constrained)), out, table,
+         list(zip(todo.id, todo.path))) for constrained, out, table, todo in runs]
+left = [frames_left(backend, frames, model_id, settings, PREDICTIONS_CACHE) for _, backend, _, _, frames in runs]
+workers = workers_worth_starting(sum(map(len, left)), p["workers"])
+if workers > 1:  # the workers decode what is left of every run (one start each), then each run below finds it cached
+    work = [(backend_kwargs(run[0]), todo) for run, todo in zip(runs, left)]
+    with tqdm(total=sum(map(len, left)), desc=f"infer {name} ({workers} workers)", unit="frame") as bar:
+        predict_in_workers(asdict(config), name, work, workers, model_id, settings, PREDICTIONS_CACHE,
                            progress=bar.update)
-for constrained, out, table, todo in runs:
-    backend = LocalBackend(model, processor, name, **backend_kwargs(constrained))
-    with tqdm(total=len(todo), desc=f"infer {name}{'' if constrained else ' (unconstrained)'}", unit="frame") as bar:
-        counts = run_inference(backend, list(zip(todo.id, todo.path)), out, model_id, table, progress=bar.update,
-                               settings=settings, cache_dir=PREDICTIONS_CACHE)
+elif p["workers"] > 1:  # too few frames left to pay for the workers' starts: one thread here, as a worker decodes
+    torch.set_num_threads(1)
+for constrained, backend, out, table, frames in runs:
+    with tqdm(total=len(frames), desc=f"infer {name}{'' if constrained else ' (unconstrained)'}", unit="frame") as bar:
+        counts = run_inference(backend, frames, out, model_id, table, progress=bar.update, settings=settings,
+                               cache_dir=PREDICTIONS_CACHE)
     write_json(f"{out}/_run.json", counts)
 log("infer").info("%s: %s", name, counts)
 if counts["total"] and counts["failed"] == counts["total"]:  # docs/errors.md: non-zero when nothing usable came out

@@ -7,10 +7,12 @@ import httpx
 import pytest
 from PIL import Image
 
+from conftest import ROOT
+
 from chimera.prompts import SYSTEM_PROMPT, USER_PROMPT
 from chimera.schema import decoding_json_schema, example_analysis, json_object_closed, to_json
 from chimera.vlm.backends import LocalBackend, OpenAICompatBackend
-from chimera.vlm.inference import model_fingerprint, run_inference
+from chimera.vlm.inference import frames_left, model_fingerprint, run_inference
 from chimera.vlm.models import ModelConfig, ModelUnavailableError, build_tiny_model, ensure_local, load_model
 from chimera.vlm.probes import normalise_answer
 
@@ -201,6 +203,59 @@ def test_worker_processes_fill_the_cache_with_the_answers_one_process_gives(load
     workers, one = load_records(tmp_path / "out"), load_records(tmp_path / "single")
     assert {i: r["raw_text"] for i, r in workers.items()} == {i: r["raw_text"] for i, r in one.items()}
     assert not list((tmp_path / "cache" / "_shards").iterdir())  # job files and scratch outputs cleaned up
+    # what the infer stage asks before it starts workers: every frame of both runs is finished, a new setting has all
+    assert frames_left(backend, frames, "m@1", settings, tmp_path / "cache") == []
+    assert frames_left(LocalBackend(*loaded, **shorter), frames, "m@1", settings, tmp_path / "cache") == frames[3:]
+    assert frames_left(backend, frames, "m@1", {"workers": 1}, tmp_path / "cache") == frames
+
+
+def test_the_infer_stage_starts_workers_only_for_enough_frames_and_decodes_the_rest_as_a_worker_would(tmp_path, tiny):
+    """A few frames left (a run resumed, a handful of new frames) are decoded in the stage's own process on one thread,
+    under the workers' run key, with the answers the workers give; enough frames start the workers."""
+    from dataclasses import asdict
+
+    import shutil
+    import subprocess
+    import sys
+
+    import pandas as pd
+    import yaml
+
+    from chimera.records import load_records
+    from chimera.vlm.inference import MIN_FRAMES_FOR_WORKERS, predict_in_workers, workers_worth_starting
+
+    assert [workers_worth_starting(n, 2) for n in (MIN_FRAMES_FOR_WORKERS - 1, MIN_FRAMES_FOR_WORKERS)] == [1, 2]
+    assert workers_worth_starting(500, 1) == 1
+    # a project holding the stage, its params and an eval split of four frames
+    project = tmp_path / "project"
+    (project / "stages").mkdir(parents=True)
+    for script in ("infer.py", "_common.py"):
+        shutil.copy(ROOT / "stages" / script, project / "stages" / script)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["model"]["max_pixels"] = params["model"]["min_pixels"]
+    params["infer"].update(batch_size=2, max_new_tokens=12, constrained=False, workers=2)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    frames = images(tmp_path, sizes=((320, 180), (640, 360), (160, 90), (320, 180)))
+    (project / "data" / "labeled").mkdir(parents=True)
+    pd.DataFrame({"id": [i for i, _ in frames], "path": [str(p) for _, p in frames], "split": "eval"}).to_parquet(
+        project / "data" / "labeled" / "splits.parquet")
+    done = subprocess.run([sys.executable, "stages/infer.py", "tiny", str(tiny)], cwd=project, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "workers)" not in done.stderr  # no worker started: the progress bar of the workers never showed
+    counts = json.loads((project / "data" / "predictions" / "tiny" / "_run.json").read_text())
+    assert counts["predicted"] == len(frames)
+    # what the workers give for the same frames, settings and model, under the same run key
+    config = ModelConfig.from_params(params["model"], name=str(tiny))
+    kwargs = {"batch_size": 2, "max_new_tokens": 12, "constrained": False}
+    settings = {"attn_implementation": config.attn_implementation, "workers": 2}
+    predict_in_workers(asdict(config), "tiny", [(kwargs, frames)], 2, model_fingerprint(str(tiny)), settings,
+                       tmp_path / "workers")
+    by_workers = run_inference(LocalBackend(*load_model(config), **kwargs), frames, tmp_path / "w",
+                               model_fingerprint(str(tiny)), settings=settings, cache_dir=tmp_path / "workers")
+    assert by_workers["skipped"] == len(frames) and by_workers["run_key"] == counts["run_key"]
+    assert ({i: r["raw_text"] for i, r in load_records(tmp_path / "w").items()}
+            == {i: r["raw_text"] for i, r in load_records(project / "data" / "predictions" / "tiny").items()})
 
 
 def test_claude_as_a_model_never_reads_the_labeling_cache(tmp_path):

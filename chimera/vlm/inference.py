@@ -48,14 +48,14 @@ def run_key(model_id: str, settings: dict | None = None) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def run_inference(backend, frames: list[tuple[str, str]], out_dir: str | Path, model_id: str,
-                  table: str | Path | None = None, batch: int = 16, progress=None, settings: dict | None = None,
-                  cache_dir: str | Path | None = None) -> dict:
-    """frames: (id, image path). Returns counts; writes out_dir/<id>.json and the table. The resume key holds
-    the backend's own settings (decoding, pixel budget) plus any `settings` the caller adds."""
-    out_dir = Path(out_dir)
+def _cache_of(backend, model_id: str, settings: dict | None, cache_dir, out_dir) -> tuple[str, Path]:
+    """The run key of a backend's predictions and the folder that holds them."""
     key = run_key(model_id, {**getattr(backend, "settings", {}), **(settings or {})})
-    cache = Path(cache_dir) / key if cache_dir is not None else out_dir
+    return key, Path(cache_dir) / key if cache_dir is not None else Path(out_dir)
+
+
+def _split_cached(frames: list[tuple[str, str]], cache: Path, key: str) -> tuple[list[dict], list[tuple[str, str]]]:
+    """(the finished records of this run key, the frames still to predict); a failed record is never finished."""
     done, todo = [], []
     for image_id, path in frames:
         existing = cache / f"{image_id}.json"
@@ -65,6 +65,36 @@ def run_inference(backend, frames: list[tuple[str, str]], out_dir: str | Path, m
                 done.append(record)
                 continue
         todo.append((image_id, path))
+    return done, todo
+
+
+def frames_left(backend, frames: list[tuple[str, str]], model_id: str, settings: dict | None,
+                cache_dir: str | Path) -> list[tuple[str, str]]:
+    """The frames a `run_inference` with these arguments would predict: those not finished in the cache."""
+    key, cache = _cache_of(backend, model_id, settings, cache_dir, None)
+    return _split_cached(frames, cache, key)[1]
+
+
+# Two workers' starts (their imports, their copies of the model: about 6 s) pay for themselves from about this many
+# frames on (BENCHMARKS.md, eighteenth session): below it, the stage decodes in its own process.
+MIN_FRAMES_FOR_WORKERS = 48
+
+
+def workers_worth_starting(frames_to_predict: int, workers: int) -> int:
+    """How many of `infer.workers` one-thread processes to start for this many frames: none (1: the stage's own
+    process, on one thread as a worker would, so the run key and the arithmetic stay those of the workers) when
+    there are too few frames to pay for the starts."""
+    return workers if frames_to_predict >= MIN_FRAMES_FOR_WORKERS else 1
+
+
+def run_inference(backend, frames: list[tuple[str, str]], out_dir: str | Path, model_id: str,
+                  table: str | Path | None = None, batch: int = 16, progress=None, settings: dict | None = None,
+                  cache_dir: str | Path | None = None) -> dict:
+    """frames: (id, image path). Returns counts; writes out_dir/<id>.json and the table. The resume key holds
+    the backend's own settings (decoding, pixel budget) plus any `settings` the caller adds."""
+    out_dir = Path(out_dir)
+    key, cache = _cache_of(backend, model_id, settings, cache_dir, out_dir)
+    done, todo = _split_cached(frames, cache, key)
     resumed = len(done)
     for start in range(0, len(todo), batch):  # save as we go: a crash loses at most one chunk
         predictions = backend.analyze(todo[start:start + batch], progress=progress)
