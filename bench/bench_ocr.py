@@ -15,8 +15,8 @@ Tesseract is optional: `apt-get install tesseract-ocr` and `pip install pytesser
     python bench/bench_ocr.py --frames 60 --look cs2 --model models/perception   # the same states in the CS2 look
 
 With --model, a model reads the same frames as one more row, decoding as `chimera analyze` does (params.yaml's model
-and infer sections): on --real, the only reading of a model on real HUDs offline, since the eval split has no real
-frames on the embedded default (they need Claude or GSI labels).
+and infer sections): on --real, per field and frame, against the hand labels the eval split's real slice is scored
+on (metrics/report.md gives that slice per model).
 """
 
 from __future__ import annotations

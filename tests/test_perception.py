@@ -118,6 +118,55 @@ def test_a_share_of_the_pool_is_drawn_in_the_cs2_look():
         assert np.array_equal(np.asarray(classic[i][0][3]), np.asarray(mixed[i][0][3]))
 
 
+def test_a_reading_phase_with_a_look_reads_only_frames_drawn_in_it(tmp_path):
+    """A phase's "look" (a curriculum between the synthetic HUD's drawing and CS2's): every example it teaches is the
+    crop of a pool frame drawn in that look, pixel for pixel, and its end-of-phase reading is scored on the held-out
+    frames of that look alone; the full task after it takes every frame."""
+    import numpy as np
+
+    from chimera.training.perception import frame_look
+
+    tiny = build_tiny_model(tmp_path / "tiny")
+    cfg = PerceptionConfig(base_model=str(tiny), output_dir=str(tmp_path / "base"), n_frames=12, n_val=6, max_steps=1,
+                           batch_size=4, warmup_steps=1, eval_every=1, max_new_tokens=8, workers=1,
+                           cs2_look_share=0.5, reading=[{"steps": 2, "tasks": {"money": ["player_money"]}, "look": "cs2"}])
+    looks = [frame_look(cfg.seed, i, cfg.cs2_look_share) for i in range(cfg.n_frames + cfg.n_val)]
+    assert {"cs2", "classic"} <= set(looks[:cfg.n_frames]) and "cs2" in looks[cfg.n_frames:]  # both looks to choose from
+    encoded = []
+
+    def recording_encode(processor, images, answer, research=False, reading=False, value_weights=None):
+        encoded.append((images, reading))
+        return real_encode(processor, images, answer, research, reading, value_weights)
+
+    real_encode = perception.encode
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(perception, "encode", recording_encode)
+        summary = train(cfg, progress=lambda message: None)
+    pool = render_pool(cfg, 0, cfg.n_frames)
+    money = 1 + list(HUD_VIEW.crops).index("money")  # the money crop's place among the view's images
+
+    def drawn_in(image) -> set[str]:
+        return {looks[i] for i, (images, _) in enumerate(pool) if np.array_equal(np.asarray(images[money]),
+                                                                                 np.asarray(image))}
+
+    reading = [images for images, is_reading in encoded if is_reading]
+    assert len(reading) == 2 * cfg.batch_size and all(drawn_in(images[0]) == {"cs2"} for images in reading)
+    full = [images for images, is_reading in encoded if not is_reading]
+    assert len(full) == cfg.batch_size and all(len(images) == HUD_VIEW.n_images for images in full)
+    phase = summary["reading_phases"][0]
+    assert phase["look"] == "cs2" and phase["n_held_out"] == looks[cfg.n_frames:].count("cs2") < cfg.n_val
+
+
+def test_a_phase_look_the_pool_does_not_draw_is_refused_before_any_work(tmp_path):
+    for look, share in (("cs2", 0.0), ("classic", 1.0), ("source1", 0.5)):
+        cfg = PerceptionConfig(base_model=str(tmp_path / "no-model"), output_dir=str(tmp_path / "base"),
+                               cs2_look_share=share, reading=[{"steps": 1, "tasks": {"money": ["player_money"]},
+                                                               "look": look}])
+        with pytest.raises(ValueError, match=rf"a phase's look '{look}' is not drawn in both the pool and the held-out"):
+            train(cfg)
+    assert not (tmp_path / "base").exists()
+
+
 def test_8b_path_skips_training_and_redirects_to_the_pretrained_model(tmp_path):
     assert redirect_to_pretrained("tiny", tmp_path / "base") is None and not (tmp_path / "base").exists()
     why = redirect_to_pretrained("Qwen/Qwen3-VL-8B-Instruct", tmp_path / "base")

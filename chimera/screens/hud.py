@@ -272,6 +272,13 @@ def vitals_icons(s: float) -> tuple[list[tuple[float, float]], list[list[float]]
 LOOKS = ("classic", "cs2")
 CS2_MONEY = {"CT": (150, 190, 240), "T": (235, 190, 85)}  # CS2 draws the money and vitals in the team's colour
 CS2_CONDENSED = 0.8   # CS2's digits are narrower than DejaVu's: drawn, then squeezed to this share of their width
+CS2_MONEY_SIZE = 50   # CS2's money is bold and fills its HUD strip: the real money crops' digits stand about 1.2x the
+# classic look's 42 (a sheet of the shared screenshots' money crops beside the renderer's, BENCHMARKS.md)
+
+
+def _bold(font: str) -> str:
+    """The bold face of one of FONTS: CS2 draws its money bold whatever the classic style's weight."""
+    return font if "Bold" in font else font.replace(".ttf", "-Bold.ttf")
 
 
 def render_frame(state: GameState, extras: Extras, style: Style, screenshots_dir: Path | None = None,
@@ -457,7 +464,8 @@ def _cs2_money_and_vitals(img, d, state: GameState, money: str, low: bool, s: fl
                           shield, cross_bars) -> None:
     """The money and vitals as CS2 draws them (the shared real screenshots): see render_frame's `look`."""
     color = CS2_MONEY[state.player_side or "CT"]
-    boxes["money"] = _condensed(img, (30 * s, H - 34 * s), money, _font(style.font, int(42 * s)), color)
+    boxes["money"] = _condensed(img, (30 * s, H - 34 * s), money, _font(_bold(style.font), int(CS2_MONEY_SIZE * s)),
+                                color)
     d.polygon(shield, outline=color, width=2)
     # the armor's digits inside the shield, small (the shield is 30 x 40 at scale 1; "100" at 18 fills its width)
     boxes["armor"] = _condensed(img, (ARMOR_X * s + 15 * s, H - 49 * s), str(state.player_armor),  # one font: a

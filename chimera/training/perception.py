@@ -93,7 +93,8 @@ class PerceptionConfig:
     # {"steps": N, "tasks": {crop: [fields]}, "rare_share": r}: a task shows its crop alone with its fields as the whole
     # target, so the digits get every step's loss; a phase's tasks take turns within each batch, and a share r of each
     # task's frames comes from those off the mode of one of its fields (health below 100); the crop "view" is
-    # every image of the view, as the full task shows them
+    # every image of the view, as the full task shows them; "look": "classic" | "cs2" takes the phase's frames (and
+    # the held-out frames it is read on at its end) from those drawn in that look alone (cs2_look_share between 0 and 1)
     reading_replay: int = 0             # the full task rehearses the reading: each of its steps adds the loss of this
     # many reading examples (every reading task in turn), against forgetting; measured, it made the base worse
     short_prompt_steps: int = 0         # a curriculum: the first N steps after it ask the short reading prompt...
@@ -205,6 +206,12 @@ def pool_rng(seed: int, index: int) -> random.Random:
     return random.Random(f"perception:{seed}:{index}")
 
 
+def frame_look(seed: int, index: int, cs2_look_share: float) -> str:
+    """The renderer's look of the pool's frame `index`: its own random stream, so a share of 0 changes no frame."""
+    look_rng = random.Random(f"perception-look:{seed}:{index}")
+    return "cs2" if cs2_look_share and look_rng.random() < cs2_look_share else "classic"
+
+
 def _render_one(args) -> tuple[list[Image.Image], dict]:
     from chimera.screens.hud import render_frame, sample_state, sample_style
 
@@ -212,9 +219,8 @@ def _render_one(args) -> tuple[list[Image.Image], dict]:
     rng = pool_rng(seed, index)
     state, extras = sample_state(rng)
     style = sample_style(rng, backgrounds)
-    look_rng = random.Random(f"perception-look:{seed}:{index}")  # its own stream: a share of 0 changes no frame
-    look = "cs2" if cs2_look_share and look_rng.random() < cs2_look_share else "classic"
-    frame, _ = render_frame(state, extras, style, Path(screenshots_dir) if screenshots_dir else None, look=look)
+    frame, _ = render_frame(state, extras, style, Path(screenshots_dir) if screenshots_dir else None,
+                            look=frame_look(seed, index, cs2_look_share))
     return View.from_json(view_json).images(frame), state.model_dump(mode="json")
 
 
@@ -385,6 +391,12 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
     named = [name for phase in cfg.reading for fields in phase["tasks"].values() for name in fields]
     if not 0.0 <= cfg.cs2_look_share <= 1.0:
         raise ValueError(f"perception.cs2_look_share is a share of the pool, from 0 to 1, not {cfg.cs2_look_share}")
+    looks = [frame_look(cfg.seed, i, cfg.cs2_look_share) for i in range(cfg.n_frames + cfg.n_val)]
+    for phase in cfg.reading:
+        if "look" in phase and phase["look"] not in set(looks[:cfg.n_frames]) & set(looks[cfg.n_frames:]):
+            raise ValueError(f"perception.reading: a phase's look {phase['look']!r} is not drawn in both the pool and "
+                             f"the held-out frames (cs2_look_share {cfg.cs2_look_share}: the pool's looks "
+                             f"{sorted(set(looks[:cfg.n_frames]))}, the held-out's {sorted(set(looks[cfg.n_frames:]))})")
     if set(cfg.full_task_rare) - {"fields", "share"}:  # a misspelt key would leave the full task as it was
         raise ValueError(f"perception.full_task_rare takes fields and share, not {sorted(cfg.full_task_rare)}")
     rare_fields = cfg.full_task_rare.get("fields", [])
@@ -404,8 +416,11 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
     order, curve, rng, first_loss, start, reading_phases = [], [], random.Random(cfg.seed), None, 1, []
     image_index = {name: [1 + i] for i, name in enumerate(view.crops)}  # a crop's place among the view's images
     image_index[WHOLE_VIEW] = list(range(view.n_images))  # ([0]: the frame): "view" is every image
-    tasks = [[(crop, fields, off_mode(pool, fields) if phase.get("rare_share") else [], phase.get("rare_share", 0.0))
-              for crop, fields in phase["tasks"].items()] for phase in cfg.reading]  # per reading phase, its tasks
+    in_look = [[i for i in range(cfg.n_frames) if looks[i] == phase["look"]] if "look" in phase else []
+               for phase in cfg.reading]  # per reading phase, the frames it takes (all when empty)
+    tasks = [[(crop, fields, [i for i in off_mode(pool, fields) if not frames or looks[i] == phase["look"]]
+               if phase.get("rare_share") else [], phase.get("rare_share", 0.0), frames)
+              for crop, fields in phase["tasks"].items()] for phase, frames in zip(cfg.reading, in_look)]
     rehearsed = [task for phase in tasks for task in phase]  # what the full task's steps rehearse (reading_replay)
     full_rare_share = cfg.full_task_rare.get("share", 0.0) if rare_fields else 0.0
     full_rare_frames = off_mode(pool, rare_fields) if full_rare_share else []
@@ -415,8 +430,10 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
 
     def reading_example(task, frame: int) -> dict:
         """The task's crop of the frame alone, its fields the whole target; a share of the frames is drawn instead
-        from those off the mode of one of its fields (rare_share)."""
-        crop, fields, rare_frames, rare_share = task
+        from those off the mode of one of its fields (rare_share); a phase with a look maps the frame onto its own."""
+        crop, fields, rare_frames, rare_share, look_frames = task
+        if look_frames:  # no draw: the data order stays
+            frame = look_frames[frame % len(look_frames)]
         if rare_share and rare_frames and rng.random() < rare_share:  # no draw without a share: the data order stays
             frame = rng.choice(rare_frames)
         return encode(processor, [pool[frame][0][k] for k in image_index[crop]], reading_target(pool[frame][1], fields),
@@ -499,16 +516,19 @@ def train(cfg: PerceptionConfig, progress=print, on_step=None) -> dict:
                     for name, value in point[split]["fields"].items():
                         live.log_metric(f"perception/{split}/field/{name}", value, plot=True)
         if reading and step == ends[phase]:  # the end of a reading phase: does each crop alone read its fields?
-            read = {}
-            for crop, fields, _, _ in tasks[phase]:
+            read, look = {}, cfg.reading[phase].get("look")
+            shown = [row for row, row_look in zip(held_out, looks[cfg.n_frames:]) if look in (None, row_look)]
+            for crop, fields, *_ in tasks[phase]:
                 found = read_accuracy(model, processor, [([images[k] for k in image_index[crop]], state)
-                                                         for images, state in held_out],
+                                                         for images, state in shown],
                                       cfg.max_new_tokens, research=False, reading=True)["fields"]
                 read.update({name: found.get(name, 0.0) for name in fields})
             reading_phases.append({"step": step, "loss": loss.item(), "tasks": cfg.reading[phase]["tasks"],
-                                   "held_out": read, "prior": held_out_prior(held_out, list(read))})
+                                   "held_out": read, "prior": held_out_prior(shown, list(read)),
+                                   **({"look": look, "n_held_out": len(shown)} if look else {})})
             prior = reading_phases[-1]["prior"]
-            progress(f"step {step}, end of reading phase {phase + 1}: held out, each task on its own images: "
+            progress(f"step {step}, end of reading phase {phase + 1}: held out{f' ({look} look)' if look else ''}, "
+                     "each task on its own images: "
                      + ", ".join(f"{name} {value:.0%} (most common value {prior[name]:.0%})"
                                  for name, value in read.items()))
             if live:

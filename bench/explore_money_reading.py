@@ -1,0 +1,82 @@
+"""Does a base's money reading, asked of the money crop alone (the reading phase's prompt), carry over to real CS2
+screenshots? The same question on freshly rendered frames in each of the renderer's looks, beside it.
+
+    python bench/explore_money_reading.py MODEL_FOLDER            # e.g. a base kept by perception_seeds.py --keep
+    python bench/explore_money_reading.py MODEL_FOLDER --sheet docs/money_crops_real_and_cs2_look.png
+                        # ...and a picture: each real money crop (left) beside a CS2-look one (right), as the model sees them
+
+Real frames: the shared screenshots a person read a money amount off (data/hand_labels/real_screenshots.csv), cut
+by the model's own view (its crops follow the HUD scale). Synthetic: 48 frames of the perception pool's sampler at a
+seed no run trains on, in each look. Prints each reading beside the truth, and the hits.
+"""
+import argparse
+import csv
+import re
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from chimera.io import load_params  # noqa: E402
+from chimera.training.perception import PerceptionConfig, perception_messages, render_pool  # noqa: E402
+from chimera.vlm.models import ModelConfig, load_model  # noqa: E402
+from chimera.vlm.views import fit_processor, load_view  # noqa: E402
+
+parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+parser.add_argument("model")
+parser.add_argument("--frames", type=int, default=48)
+parser.add_argument("--sheet", type=Path, help="write the real money crops beside as many CS2-look ones (PNG, 2x)")
+parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/screenshots")
+args = parser.parse_args()
+
+model, processor = load_model(ModelConfig(name=args.model))
+view = load_view(args.model)
+fit_processor(processor, view)
+money = 1 + list(view.crops).index("money")
+
+
+def read_money(crops: list[Image.Image]) -> list[int | None]:
+    out = []
+    for start in range(0, len(crops), 8):
+        chunk = crops[start:start + 8]
+        prompt = processor.apply_chat_template(perception_messages(1, research=False, reading=True),
+                                               add_generation_prompt=True, tokenize=False)
+        inputs = processor(text=[prompt] * len(chunk), images=chunk, return_tensors="pt", padding=True,
+                           padding_side="left")
+        with torch.inference_mode():
+            ids = model.generate(**inputs, max_new_tokens=24, do_sample=False,
+                                 pad_token_id=processor.tokenizer.pad_token_id)
+        for text in processor.tokenizer.batch_decode(ids[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True):
+            found = re.search(r'"player_money":\s*(\d+)', text)
+            out.append(int(found[1]) if found else None)
+    return out
+
+
+rows = [r for r in csv.DictReader(open("data/hand_labels/real_screenshots.csv")) if r["player_money"]]
+crops = [view.images(Image.open(args.shared / r["file"]).convert("RGB"))[money] for r in rows]
+truth = [int(r["player_money"]) for r in rows]
+got = read_money(crops)
+print(f"real: {sum(g == t for g, t in zip(got, truth))}/{len(truth)} money read off the crop alone")
+for r, g, t in zip(rows, got, truth):
+    print(f"  {r['file']}: read {g}, a person read {t}")
+p = load_params("params.yaml")
+for look_share, look in ((0.0, "classic"), (1.0, "cs2")):
+    cfg = replace(PerceptionConfig(base_model="-", output_dir="-", seed=977, cs2_look_share=look_share),
+                  view=view.to_json(), backgrounds=p["synthetic"]["backgrounds"],
+                  screenshots_dir=p["screens"]["shared_screenshots"])
+    pool = render_pool(cfg, 0, args.frames)
+    got = read_money([images[money] for images, _ in pool])
+    hits = sum(g == state.player_money for g, (_, state) in zip(got, pool))
+    print(f"synthetic, {look} look: {hits}/{len(pool)} money read off the crop alone")
+if args.sheet:
+    drawn = [images[money] for images, _ in pool[:len(crops)]]  # the CS2 look's, the loop's last
+    width, height = crops[0].size
+    sheet = Image.new("RGB", (2 * width + 10, height * len(crops)), "white")
+    for row, (real, synthetic) in enumerate(zip(crops, drawn)):
+        sheet.paste(real, (0, row * height))
+        sheet.paste(synthetic, (width + 10, row * height))
+    sheet.resize((2 * sheet.width, 2 * sheet.height), Image.NEAREST).save(args.sheet)
+    print(f"wrote {args.sheet}")
