@@ -13,7 +13,6 @@ import argparse
 import csv
 import re
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -64,9 +63,8 @@ for r, g, t in zip(rows, got, truth):
     print(f"  {r['file']}: read {g}, a person read {t}")
 p = load_params("params.yaml")
 for look_share, look in ((0.0, "classic"), (1.0, "cs2")):
-    cfg = replace(PerceptionConfig(base_model="-", output_dir="-", seed=977, cs2_look_share=look_share),
-                  view=view.to_json(), backgrounds=p["synthetic"]["backgrounds"],
-                  screenshots_dir=p["screens"]["shared_screenshots"])
+    cfg = PerceptionConfig(base_model="-", output_dir="-", seed=977, cs2_look_share=look_share, view=view.to_json(),
+                           backgrounds=p["synthetic"]["backgrounds"], screenshots_dir=p["screens"]["shared_screenshots"])
     pool = render_pool(cfg, 0, args.frames)
     got = read_money([images[money] for images, _ in pool])
     hits = sum(g == state.player_money for g, (_, state) in zip(got, pool))

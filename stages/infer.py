@@ -49,18 +49,18 @@ def backend_kwargs(constrained: bool) -> dict:
     return {"batch_size": p["batch_size"], "max_new_tokens": p["max_new_tokens"], "constrained": constrained}
 
 
-runs = [(constrained, LocalBackend(model, processor, name, **backend_kwargs(constrained)), out, table,
-         list(zip(todo.id, todo.path))) for constrained, out, table, todo in runs]
-left = [frames_left(backend, frames, model_id, settings, PREDICTIONS_CACHE) for _, backend, _, _, frames in runs]
+decodes = [(constrained, LocalBackend(model, processor, name, **backend_kwargs(constrained)), out, table,
+            list(zip(todo.id, todo.path))) for constrained, out, table, todo in runs]
+left = [frames_left(backend, frames, model_id, settings, PREDICTIONS_CACHE) for _, backend, _, _, frames in decodes]
 workers = workers_worth_starting(sum(map(len, left)), p["workers"])
 if workers > 1:  # the workers decode what is left of every run (one start each), then each run below finds it cached
-    work = [(backend_kwargs(run[0]), todo) for run, todo in zip(runs, left)]
+    work = [(backend_kwargs(constrained), todo) for (constrained, *_), todo in zip(decodes, left)]
     with tqdm(total=sum(map(len, left)), desc=f"infer {name} ({workers} workers)", unit="frame") as bar:
         predict_in_workers(asdict(config), name, work, workers, model_id, settings, PREDICTIONS_CACHE,
                            progress=bar.update)
 elif p["workers"] > 1:  # too few frames left to pay for the workers' starts: one thread here, as a worker decodes
     torch.set_num_threads(1)
-for constrained, backend, out, table, frames in runs:
+for constrained, backend, out, table, frames in decodes:
     with tqdm(total=len(frames), desc=f"infer {name}{'' if constrained else ' (unconstrained)'}", unit="frame") as bar:
         counts = run_inference(backend, frames, out, model_id, table, progress=bar.update, settings=settings,
                                cache_dir=PREDICTIONS_CACHE)
