@@ -1,0 +1,45 @@
+"""The CS2 look's money in one of several bold faces (Debian's Liberation and DejaVu's condensed among them), not only
+the style font's bold DejaVu: does a base that learned many faces read real money crops? Runs
+bench/perception_seeds.py with the renderer's money font swapped, rendering in this process (workers 1), so that the
+swap reaches every frame; then check the kept base with bench/explore_money_reading.py.
+
+    python bench/explore_cs2_fonts.py 0 --keep out --set '{"workers": 1, "cs2_look_share": 0.5, "reading": [...]}'
+    python bench/explore_money_reading.py out/seed-0
+
+Needs the Debian packages fonts-liberation and fonts-dejavu-extra (apt-get install); Chromium's install brings them.
+"""
+import hashlib
+import runpy
+import sys
+from pathlib import Path
+
+from PIL import ImageFont
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import chimera.screens.hud as hud  # noqa: E402
+
+FACES = ["/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf",
+         "/usr/share/fonts/truetype/liberation/LiberationSansNarrow-Bold.ttf",
+         "/usr/share/fonts/truetype/dejavu/DejaVuSansCondensed-Bold.ttf",
+         "/usr/share/fonts/truetype/liberation/LiberationMono-Bold.ttf",
+         "DejaVuSans-Bold.ttf", "DejaVuSansMono-Bold.ttf"]  # the last two from matplotlib, as the renderer's own
+missing = [face for face in FACES if face.startswith("/") and not Path(face).is_file()]
+if missing:
+    raise SystemExit(f"explore_cs2_fonts: no font file {missing}: apt-get install fonts-liberation fonts-dejavu-extra")
+
+matplotlib_font, drawn = hud._font, [0]
+
+
+def font(name: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(name, max(6, size)) if name.startswith("/") else matplotlib_font(name, size)
+
+
+def bold(style_font: str) -> str:
+    """One of FACES for each CS2-look money drawn, in a fixed order for a run (the frames render in one process)."""
+    drawn[0] += 1
+    return FACES[int(hashlib.md5(f"{style_font}{drawn[0]}".encode()).hexdigest(), 16) % len(FACES)]
+
+
+hud._font, hud._bold = font, bold
+sys.argv = [str(Path(__file__).parent / "perception_seeds.py"), *sys.argv[1:]]
+runpy.run_path(sys.argv[0], run_name="__main__")
