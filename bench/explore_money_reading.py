@@ -10,17 +10,16 @@ by the model's own view (its crops follow the HUD scale). Synthetic: 48 frames o
 seed no run trains on, in each look. Prints each reading beside the truth, and the hits.
 """
 import argparse
-import csv
 import re
 import sys
 from pathlib import Path
 
-import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from chimera.io import load_params  # noqa: E402
-from chimera.training.perception import PerceptionConfig, perception_messages, render_pool  # noqa: E402
+from chimera.labeling.hand import read_hand_labels  # noqa: E402
+from chimera.training.perception import PerceptionConfig, greedy_answers, render_pool  # noqa: E402
 from chimera.vlm.models import ModelConfig, load_model  # noqa: E402
 from chimera.vlm.views import fit_processor, load_view  # noqa: E402
 
@@ -38,33 +37,25 @@ money = 1 + list(view.crops).index("money")
 
 
 def read_money(crops: list[Image.Image]) -> list[int | None]:
-    out = []
-    for start in range(0, len(crops), 8):
-        chunk = crops[start:start + 8]
-        prompt = processor.apply_chat_template(perception_messages(1, research=False, reading=True),
-                                               add_generation_prompt=True, tokenize=False)
-        inputs = processor(text=[prompt] * len(chunk), images=chunk, return_tensors="pt", padding=True,
-                           padding_side="left")
-        with torch.inference_mode():
-            ids = model.generate(**inputs, max_new_tokens=24, do_sample=False,
-                                 pad_token_id=processor.tokenizer.pad_token_id)
-        for text in processor.tokenizer.batch_decode(ids[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True):
-            found = re.search(r'"player_money":\s*(\d+)', text)
-            out.append(int(found[1]) if found else None)
-    return out
+    """The amount each money crop alone is read as, asked the reading phase's question."""
+    texts = greedy_answers(model, processor, [[crop] for crop in crops], max_new_tokens=24, research=False,
+                           reading=True)
+    return [int(found[1]) if (found := re.search(r'"player_money":\s*(\d+)', text)) else None for text in texts]
 
 
-rows = [r for r in csv.DictReader(open("data/hand_labels/real_screenshots.csv")) if r["player_money"]]
-crops = [view.images(Image.open(args.shared / r["file"]).convert("RGB"))[money] for r in rows]
-truth = [int(r["player_money"]) for r in rows]
+labels = read_hand_labels("data/hand_labels/real_screenshots.csv")
+rows = [(file, label["player_money"]) for file, label in labels.items() if label["player_money"] is not None]
+crops = [view.images(Image.open(args.shared / file).convert("RGB"))[money] for file, _ in rows]
+truth = [amount for _, amount in rows]
 got = read_money(crops)
 print(f"real: {sum(g == t for g, t in zip(got, truth))}/{len(truth)} money read off the crop alone")
-for r, g, t in zip(rows, got, truth):
-    print(f"  {r['file']}: read {g}, a person read {t}")
+for (file, _), g, t in zip(rows, got, truth):
+    print(f"  {file}: read {g}, a person read {t}")
 p = load_params("params.yaml")
 for look_share, look in ((0.0, "classic"), (1.0, "cs2")):
     cfg = PerceptionConfig(base_model="-", output_dir="-", seed=977, cs2_look_share=look_share, view=view.to_json(),
-                           backgrounds=p["synthetic"]["backgrounds"], screenshots_dir=p["screens"]["shared_screenshots"])
+                           backgrounds=p["synthetic"]["backgrounds"],
+                           screenshots_dir=p["screens"]["shared_screenshots"])
     pool = render_pool(cfg, 0, args.frames)
     got = read_money([images[money] for images, _ in pool])
     hits = sum(g == state.player_money for g, (_, state) in zip(got, pool))

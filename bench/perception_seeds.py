@@ -15,6 +15,7 @@ Each run takes as long as the stage (about 10-15 minutes on 2 cores); prints the
 Needs models/tiny-qwen3vl (dvc repro build_tiny_model).
 """
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
@@ -85,9 +86,8 @@ with tempfile.TemporaryDirectory() as scratch:
               f"{parameters:,} parameters", flush=True)
         tiny_path = str(folder)
     for seed in args.seeds:
-        with tempfile.TemporaryDirectory() as out:
-            if args.keep:
-                out = str(args.keep / f"seed-{seed}")
+        kept = contextlib.nullcontext(str(args.keep / f"seed-{seed}")) if args.keep else None
+        with kept or tempfile.TemporaryDirectory() as out:
             cfg = stage_config(params["perception"], tiny_path, seed, params["synthetic"]["backgrounds"],
                                params["screens"]["shared_screenshots"], output_dir=out, **overrides)
             if args.priors:

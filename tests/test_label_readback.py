@@ -200,3 +200,13 @@ def test_a_label_whose_element_is_not_drawn_fails_the_readback(element, field):
             break
     ImageDraw.Draw(image).rectangle(boxes[element], fill=(60, 60, 60))
     assert any(p.startswith(field) for p in readback_problems(image, boxes, state, extras))
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("field, off_by", [("player_money", 100), ("player_armor", 3), ("player_health", 7)])
+def test_a_label_with_a_number_other_than_the_drawn_one_fails_the_readback(seed, field, off_by):
+    """The readers are lenient (the recognizer alone, the detector, enlarged): a number other than the one drawn is
+    still read as not shown, whichever of them reads the box."""
+    state, extras, image, boxes = _frame(seed)
+    wrong = state.model_copy(update={field: getattr(state, field) + off_by})
+    assert any(p.startswith(field) for p in readback_problems(image, boxes, wrong, extras))

@@ -323,6 +323,25 @@ def collate(items: list[dict], pad_id: int) -> dict:
 # Held-out reading accuracy: the evaluation's own scoring (score_frame, value accuracy)
 # --------------------------------------------------------------------------------------------------
 
+def greedy_answers(model, processor, image_rows: list[list[Image.Image]], max_new_tokens: int = 160,
+                   batch_size: int = 8, research: bool = True, reading: bool = False) -> list[str]:
+    """The model's greedy answer to each row of images, asked as the training asks (perception_messages); the model
+    is back in training mode after."""
+    model.eval()
+    texts, tok = [], processor.tokenizer
+    for start in range(0, len(image_rows), batch_size):
+        chunk = image_rows[start:start + batch_size]
+        prompts = [processor.apply_chat_template(perception_messages(len(images), research, reading),
+                                                 add_generation_prompt=True, tokenize=False) for images in chunk]
+        inputs = processor(text=prompts, images=[im for images in chunk for im in images], return_tensors="pt",
+                           padding=True, padding_side="left")
+        with torch.inference_mode():
+            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+        texts += tok.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    model.train()
+    return texts
+
+
 def read_accuracy(model, processor, rows, max_new_tokens: int = 160, batch_size: int = 8, research: bool = True,
                   reading: bool = False) -> dict:
     """Greedy answers on `rows`, asked the research prompt (what A faces) -> value accuracy overall and per field,
@@ -331,27 +350,17 @@ def read_accuracy(model, processor, rows, max_new_tokens: int = 160, batch_size:
     from chimera.evaluation.metrics import DEFAULT_TOLERANCES, LABELLED, field_hit, frame_value_accuracy, score_frame
     from chimera.schema import parse_model_output
 
-    model.eval()
     accuracies, valid, per_field = [], 0, {name: [] for name in GAME_STATE_FIELDS}
-    tok = processor.tokenizer
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start:start + batch_size]
-        prompts = [processor.apply_chat_template(perception_messages(len(images), research, reading),
-                                                 add_generation_prompt=True, tokenize=False) for images, _ in chunk]
-        inputs = processor(text=prompts, images=[im for images, _ in chunk for im in images], return_tensors="pt",
-                           padding=True, padding_side="left")
-        with torch.inference_mode():
-            out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
-        for text, (_, state) in zip(tok.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True),
-                                    chunk):
-            valid += parse_model_output(text).schema_valid  # the evaluation's schema compliance
-            label = {"analysis": {"game_state": state.model_dump(mode="json")}}
-            score = score_frame("", {"analysis": None, "raw_text": text}, label, DEFAULT_TOLERANCES)
-            accuracies.append(frame_value_accuracy(score))
-            for name, result in score.outcomes.items():
-                if result in LABELLED:
-                    per_field[name].append(float(field_hit(score, name)))
-    model.train()
+    texts = greedy_answers(model, processor, [images for images, _ in rows], max_new_tokens, batch_size, research,
+                           reading)
+    for text, (_, state) in zip(texts, rows):
+        valid += parse_model_output(text).schema_valid  # the evaluation's schema compliance
+        label = {"analysis": {"game_state": state.model_dump(mode="json")}}
+        score = score_frame("", {"analysis": None, "raw_text": text}, label, DEFAULT_TOLERANCES)
+        accuracies.append(frame_value_accuracy(score))
+        for name, result in score.outcomes.items():
+            if result in LABELLED:
+                per_field[name].append(float(field_hit(score, name)))
     return {"value_accuracy": float(np.nanmean(accuracies)), "schema_valid": valid / max(1, len(rows)),
             "fields": {k: float(np.mean(v)) for k, v in per_field.items() if v}}
 
