@@ -8,6 +8,7 @@ research prompt with its system text shared across the batch (chimera.training.p
     python bench/bench_perception_step.py --batch 32    # rows per step: what a larger batch costs a step
     python bench/bench_perception_step.py --threads 1   # torch's intra-op threads: what running stages side by side
                                                         # on 2 cores could gain at most
+    python bench/bench_perception_step.py --autocast bf16  # the forward under CPU bfloat16 autocast
 
 Each row splits the step into preparing the batch (chat template, image processor, collate) and the model's work.
 """
@@ -31,6 +32,8 @@ parser.add_argument("--patch-embed", choices=["linear", "conv"], default="conv",
                     help="the vision patch embedding as one linear layer (ModelConfig.patch_embed_as_linear) or as "
                          "transformers defines it (conv, the default of the stage)")
 parser.add_argument("--batch", type=int, default=8, help="rows per step (perception.batch_size is 8)")
+parser.add_argument("--autocast", choices=["bf16"], default=None,
+                    help="run the forward pass under torch.autocast('cpu', bfloat16): what CPU bf16 kernels give")
 args = parser.parse_args()
 if args.threads:
     torch.set_num_threads(args.threads)
@@ -71,7 +74,8 @@ for name, research, loss_of in (("short prompt", False, plain), ("short prompt, 
         t0 = time.perf_counter()
         batch = collate([encode(processor, pool[i][0], targets[i], research) for i in rows], processor.tokenizer.pad_token_id)
         prepared = time.perf_counter()
-        loss = loss_of(batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.autocast == "bf16"):
+            loss = loss_of(batch)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad()

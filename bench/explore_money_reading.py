@@ -3,6 +3,8 @@ screenshots? The same question on freshly rendered frames in each of the rendere
 
     python bench/explore_money_reading.py MODEL_FOLDER            # e.g. a base kept by perception_seeds.py --keep
     python bench/explore_money_reading.py MODEL_FOLDER --sheet docs/money_crops_real_and_cs2_look.png
+    python bench/explore_money_reading.py MODEL_FOLDER --hud-scale 1   # real crops cut at HUD scale 1, not the
+                        # estimate (which misjudges most real frames: BENCHMARKS.md, nineteenth session)
                         # ...and a picture: each real money crop (left) beside a CS2-look one (right), as the model sees them
 
 Real frames: the shared screenshots a person read a money amount off (data/hand_labels/real_screenshots.csv), cut
@@ -10,8 +12,10 @@ by the model's own view (its crops follow the HUD scale). Synthetic: 48 frames o
 seed no run trains on, in each look. Prints each reading beside the truth, and the hits.
 """
 import argparse
+import random
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 from PIL import Image
@@ -27,6 +31,8 @@ parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 parser.add_argument("model")
 parser.add_argument("--frames", type=int, default=48)
 parser.add_argument("--sheet", type=Path, help="write the real money crops beside as many CS2-look ones (PNG, 2x)")
+parser.add_argument("--hud-scale", type=float, default=None,
+                    help="cut the real crops at this HUD scale instead of the view's estimate from the frame")
 parser.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/screenshots")
 args = parser.parse_args()
 
@@ -43,12 +49,33 @@ def read_money(crops: list[Image.Image]) -> list[int | None]:
     return [int(found[1]) if (found := re.search(r'"player_money":\s*(\d+)', text)) else None for text in texts]
 
 
+def digits_in_place(read: int | None, truth: int) -> int:
+    """How many of the truth's digits the reading has in their place, counted from the right (CS2 right-aligns
+    its money): 10650 for 10600 has 4 of 5, 850 for 1300 has 1 of 4."""
+    t = str(truth)
+    r = str(read if read is not None else "").rjust(len(t), " ")[-len(t):]
+    return sum(a == b for a, b in zip(r, t))
+
+
+def commonest_amount(n: int = 4000) -> int:
+    """The constant baseline: the sampler's commonest money amount (the pistol round's 800)."""
+    from chimera.screens.hud import sample_state
+
+    amounts = [sample_state(random.Random(f"constant-{i}"))[0].player_money for i in range(n)]
+    return Counter(amounts).most_common(1)[0][0]
+
+
 labels = read_hand_labels("data/hand_labels/real_screenshots.csv")
 rows = [(file, label["player_money"]) for file, label in labels.items() if label["player_money"] is not None]
-crops = [view.images(Image.open(args.shared / file).convert("RGB"))[money] for file, _ in rows]
+crops = [view.images(Image.open(args.shared / file).convert("RGB"), args.hud_scale)[money] for file, _ in rows]
 truth = [amount for _, amount in rows]
 got = read_money(crops)
-print(f"real: {sum(g == t for g, t in zip(got, truth))}/{len(truth)} money read off the crop alone")
+constant = commonest_amount()
+n_digits = sum(len(str(t)) for t in truth)
+constant_digits = sum(digits_in_place(constant, t) for t in truth)
+print(f"real: {sum(g == t for g, t in zip(got, truth))}/{len(truth)} money read off the crop alone, "
+      f"{sum(map(digits_in_place, got, truth))}/{n_digits} digits in place; the constant {constant}: "
+      f"{sum(constant == t for t in truth)}/{len(truth)}, {constant_digits}/{n_digits}")
 for (file, _), g, t in zip(rows, got, truth):
     print(f"  {file}: read {g}, a person read {t}")
 p = load_params("params.yaml")

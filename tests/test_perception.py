@@ -319,6 +319,13 @@ def test_crops_follow_the_hud_scale():
     assert np.abs(text_box(HUD_VIEW, 0.85) - text_box(HUD_VIEW, 1.15)).max() <= 2
     assert np.abs(text_box(fixed, 0.85) - text_box(fixed, 1.15)).max() > 5
 
+    # a scale given to the view (bench/explore_money_reading.py --hud-scale) replaces the frame's estimate
+    frame = render_frame(state, extras, replace(style, hud_scale=1.15))[0]
+    assert [np.asarray(a).tobytes() for a in HUD_VIEW.images(frame, HUD_VIEW.hud_scale(frame))] == \
+        [np.asarray(a).tobytes() for a in HUD_VIEW.images(frame)]
+    money_at = lambda scale: np.asarray(HUD_VIEW.images(frame, scale)[index]).tobytes()  # noqa: E731
+    assert money_at(1.0) != money_at(None)
+
 
 def test_the_reading_phases_teach_each_number_from_its_crop_alone(trained):
     """Step 1 shows the money crop alone and asks money; steps 2-3 show the vitals crop alone and the whole view in

@@ -116,6 +116,23 @@ def test_the_cs2_look_redraws_only_the_money_and_vitals():
         render_frame(state, extras, style, look="cs3")
 
 
+def test_the_cs2_look_right_aligns_the_money_as_cs2_does():
+    """CS2 ends every amount on the same pixel, so a short amount starts further right (the shared screenshots'
+    money crops at HUD scale 1, BENCHMARKS.md nineteenth session). Found from the pixels in the team's colour left of
+    the shield, not from the boxes the renderer returns."""
+    state, extras, style = _pair(4)
+    style = replace(style.clean(), width=1920, height=1080, hud_scale=1.0)
+    spans = {}
+    for amount in (550, 16000):
+        frame, _ = render_frame(state.model_copy(update={"player_money": amount}), extras, style, look="cs2")
+        band = np.asarray(frame, dtype=np.int16)[1080 - 120:, :400]
+        money = np.abs(band - np.array(CS2_MONEY[state.player_side])).sum(axis=2) <= 30
+        columns = np.flatnonzero(money.sum(axis=0))
+        spans[amount] = (columns.min(), columns.max())
+    assert abs(spans[550][1] - spans[16000][1]) <= 2
+    assert spans[550][0] > spans[16000][0] + 40
+
+
 def test_every_output_size_and_low_health_is_red():
     state, extras, style = _pair(3)
     for w, h in [(1920, 1080), (1280, 720), (640, 360), (960, 540)]:

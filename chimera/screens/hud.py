@@ -272,8 +272,12 @@ def vitals_icons(s: float) -> tuple[list[tuple[float, float]], list[list[float]]
 LOOKS = ("classic", "cs2")
 CS2_MONEY = {"CT": (150, 190, 240), "T": (235, 190, 85)}  # CS2 draws the money and vitals in the team's colour
 CS2_CONDENSED = 0.8   # CS2's digits are narrower than DejaVu's: drawn, then squeezed to this share of their width
-CS2_MONEY_SIZE = 50   # CS2's money is bold and fills its HUD strip: the real money crops' digits stand about 1.2x the
-# classic look's 42 (a sheet of the shared screenshots' money crops beside the renderer's, BENCHMARKS.md)
+# CS2's money, measured on the shared screenshots' money crops cut at HUD scale 1 (a 10-pixel ruler over each,
+# BENCHMARKS.md): bold, as wide as it is tall (not squeezed), and right-aligned: six of the nine amounts end on
+# the same pixel whatever their number of digits, so a short amount starts further right
+CS2_MONEY_SIZE = 32       # the digits about 23 px tall on a 1080-line frame
+CS2_MONEY_RIGHT = 130     # x of the amount's right end at HUD scale 1 (1920-wide canvas)
+CS2_MONEY_BASELINE = 33   # the baseline's height above the bottom edge at HUD scale 1
 
 
 def _bold(font: str) -> str:
@@ -286,10 +290,11 @@ def render_frame(state: GameState, extras: Extras, style: Style, screenshots_dir
     """Draw the frame. Returns the image (style.width x style.height) and the HUD element boxes, scaled to it.
 
     `look` draws the money and vitals as this renderer always has ("classic": white digits in a black outline, a
-    cross by the health) or closer to CS2's own HUD ("cs2": condensed digits in the team's colour with a thin
-    shadow, the armor small inside its shield, the health over a bar). The icons stay where `vitals_icons` puts
-    them in both, so `estimate_hud_scale` finds the scale of either. It is an argument, not a Style field, so
-    the frames and manifests drawn before it existed stay byte for byte what they were."""
+    cross by the health) or closer to CS2's own HUD ("cs2": digits in the team's colour with a thin shadow, the
+    money bold and right-aligned, the armor small inside its shield, the health condensed over a bar). The icons
+    stay where `vitals_icons` puts them in both, so `estimate_hud_scale` finds the scale of either. It is an
+    argument, not a Style field, so the frames and manifests drawn before it existed stay byte for byte what they
+    were."""
     if look not in LOOKS:
         raise ValueError(f"unknown HUD look {look!r}: expected one of {', '.join(LOOKS)}")
     rng = random.Random(style.seed)
@@ -440,9 +445,9 @@ def _classic_money_and_vitals(d, state: GameState, money: str, low: bool, s: flo
 
 
 def _condensed(img: Image.Image, xy: tuple[float, float], value: str, font: ImageFont.FreeTypeFont, fill,
-               anchor: str = "ls") -> tuple[int, int, int, int]:
-    """Draw `value` squeezed to CS2_CONDENSED of its width, with a one-pixel dark shadow instead of the classic
-    outline, anchored at `xy` ("ls": left, baseline; "ms": middle, baseline). Returns its box on the canvas."""
+               anchor: str = "ls", squeeze: float = CS2_CONDENSED) -> tuple[int, int, int, int]:
+    """Draw `value` squeezed to `squeeze` of its width, with a one-pixel dark shadow instead of the classic
+    outline, anchored at `xy` ("ls": left, baseline; "ms": middle; "rs": right). Returns its box on the canvas."""
     if not value:
         return (int(xy[0]), int(xy[1]), int(xy[0]), int(xy[1]))
     left, top, right, bottom = font.getbbox(value, anchor="ls")
@@ -452,9 +457,9 @@ def _condensed(img: Image.Image, xy: tuple[float, float], value: str, font: Imag
     origin = (pad - left, pad - top)
     ld.text((origin[0] + 1, origin[1] + 1), value, font=font, fill=(0, 0, 0, 170), anchor="ls")
     ld.text(origin, value, font=font, fill=tuple(fill) + (255,), anchor="ls")
-    width = max(1, round(layer.width * CS2_CONDENSED))
+    width = max(1, round(layer.width * squeeze))
     layer = layer.resize((width, layer.height), Image.LANCZOS)
-    x = xy[0] - (width / 2 if anchor[0] == "m" else 0)
+    x = xy[0] - {"l": 0, "m": width / 2, "r": width}[anchor[0]]
     x0, y0 = int(round(x)), int(round(xy[1] - origin[1]))
     img.paste(layer, (x0, y0), layer)
     return (x0, y0, x0 + layer.width, y0 + layer.height)
@@ -464,8 +469,8 @@ def _cs2_money_and_vitals(img, d, state: GameState, money: str, low: bool, s: fl
                           shield, cross_bars) -> None:
     """The money and vitals as CS2 draws them (the shared real screenshots): see render_frame's `look`."""
     color = CS2_MONEY[state.player_side or "CT"]
-    boxes["money"] = _condensed(img, (30 * s, H - 34 * s), money, _font(_bold(style.font), int(CS2_MONEY_SIZE * s)),
-                                color)
+    boxes["money"] = _condensed(img, (CS2_MONEY_RIGHT * s, H - CS2_MONEY_BASELINE * s), money,
+                                _font(_bold(style.font), int(CS2_MONEY_SIZE * s)), color, anchor="rs", squeeze=1.0)
     d.polygon(shield, outline=color, width=2)
     # the armor's digits inside the shield, small (the shield is 30 x 40 at scale 1; "100" at 18 fills its width)
     boxes["armor"] = _condensed(img, (ARMOR_X * s + 15 * s, H - 49 * s), str(state.player_armor),  # one font: a

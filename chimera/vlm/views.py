@@ -50,11 +50,12 @@ class View:
             out[name] = (max(0.0, x0), max(0.0, y0), min(1.0, x1), min(1.0, y1))
         return out
 
-    def images(self, frame: Image.Image) -> list[Image.Image]:
+    def images(self, frame: Image.Image, hud_scale: float | None = None) -> list[Image.Image]:
+        """The frame and its crops, cut at `hud_scale` (default: the frame's own estimate)."""
         frame = frame.convert("RGB")
         out = [frame.resize(self.frame_size, Image.BILINEAR) if self.frame_size else frame]
         w, h = frame.size
-        boxes = self.boxes(self.hud_scale(frame))
+        boxes = self.boxes(self.hud_scale(frame) if hud_scale is None else hud_scale)
         for name, (_, size) in self.crops.items():
             x0, y0, x1, y1 = boxes[name]
             box = (int(x0 * w), int(y0 * h), max(int(x0 * w) + 1, int(x1 * w)), max(int(y0 * h) + 1, int(y1 * h)))
