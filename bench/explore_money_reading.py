@@ -3,19 +3,19 @@ screenshots? The same question on freshly rendered frames in each of the rendere
 
     python bench/explore_money_reading.py MODEL_FOLDER            # e.g. a base kept by perception_seeds.py --keep
     python bench/explore_money_reading.py MODEL_FOLDER --sheet docs/money_crops_real_and_cs2_look.png
+                        # ...and a picture: each real money crop (left) beside a CS2-look one (right), as the model sees them
     python bench/explore_money_reading.py MODEL_FOLDER --hud-scale 1   # real crops cut at HUD scale 1, not the
                         # estimate (which misjudges most real frames: BENCHMARKS.md, nineteenth session)
-                        # ...and a picture: each real money crop (left) beside a CS2-look one (right), as the model sees them
 
 Real frames: the shared screenshots a person read a money amount off (data/hand_labels/real_screenshots.csv), cut
 by the model's own view (its crops follow the HUD scale). Synthetic: 48 frames of the perception pool's sampler at a
-seed no run trains on, in each look. Prints each reading beside the truth, and the hits.
+seed no run trains on, in each look. Prints each reading beside the truth and the frame's estimated HUD scale, the
+hits, and the digits in place beside the constant's.
 """
 import argparse
 import random
 import re
 import sys
-from collections import Counter
 from pathlib import Path
 
 from PIL import Image
@@ -23,7 +23,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from chimera.io import load_params  # noqa: E402
 from chimera.labeling.hand import read_hand_labels  # noqa: E402
-from chimera.training.perception import PerceptionConfig, greedy_answers, render_pool  # noqa: E402
+from chimera.screens.hud import estimate_hud_scale, sample_state  # noqa: E402
+from chimera.training.perception import PerceptionConfig, greedy_answers, most_common, render_pool  # noqa: E402
 from chimera.vlm.models import ModelConfig, load_model  # noqa: E402
 from chimera.vlm.views import fit_processor, load_view  # noqa: E402
 
@@ -58,16 +59,16 @@ def digits_in_place(read: int | None, truth: int) -> int:
 
 
 def commonest_amount(n: int = 4000) -> int:
-    """The constant baseline: the sampler's commonest money amount (the pistol round's 800)."""
-    from chimera.screens.hud import sample_state
-
-    amounts = [sample_state(random.Random(f"constant-{i}"))[0].player_money for i in range(n)]
-    return Counter(amounts).most_common(1)[0][0]
+    """The constant baseline: the sampler's commonest money amount (the pistol round's 800), as the reading phases
+    report theirs (perception.most_common), over n sampled states."""
+    states = [(None, sample_state(random.Random(f"constant-{i}"))[0]) for i in range(n)]
+    return int(most_common(states, "player_money")[0])
 
 
 labels = read_hand_labels("data/hand_labels/real_screenshots.csv")
 rows = [(file, label["player_money"]) for file, label in labels.items() if label["player_money"] is not None]
-crops = [view.images(Image.open(args.shared / file).convert("RGB"), args.hud_scale)[money] for file, _ in rows]
+frames = [Image.open(args.shared / file).convert("RGB") for file, _ in rows]
+crops = [view.images(frame, args.hud_scale)[money] for frame in frames]
 truth = [amount for _, amount in rows]
 got = read_money(crops)
 constant = commonest_amount()
@@ -76,8 +77,9 @@ constant_digits = sum(digits_in_place(constant, t) for t in truth)
 print(f"real: {sum(g == t for g, t in zip(got, truth))}/{len(truth)} money read off the crop alone, "
       f"{sum(map(digits_in_place, got, truth))}/{n_digits} digits in place; the constant {constant}: "
       f"{sum(constant == t for t in truth)}/{len(truth)}, {constant_digits}/{n_digits}")
-for (file, _), g, t in zip(rows, got, truth):
-    print(f"  {file}: read {g}, a person read {t}")
+for (file, _), frame, g, t in zip(rows, frames, got, truth):
+    scale, contrast = estimate_hud_scale(frame)
+    print(f"  {file}: read {g}, a person read {t} (HUD scale estimated {scale:.3f}, contrast {contrast:.1f})")
 p = load_params("params.yaml")
 for look_share, look in ((0.0, "classic"), (1.0, "cs2")):
     cfg = PerceptionConfig(base_model="-", output_dir="-", seed=977, cs2_look_share=look_share, view=view.to_json(),
